@@ -1,0 +1,151 @@
+"""The `teachwhy` command line. Each stage contributes its commands; this module only wires them together.
+
+Errors a user can cause are printed as one line naming the file and key, with exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from teachwhy import __version__
+from teachwhy.cli_options import (
+    DEFAULT_CONFIG,
+    AuditorOption,
+    ConfigOption,
+    GeneratorOption,
+    JudgeOption,
+    TargetOption,
+    load_experiment,
+)
+from teachwhy.config import ROLES
+from teachwhy.errors import UserError
+
+app = typer.Typer(
+    name="teachwhy",
+    help="Teach a model the reasons behind its values, then measure whether it learned them.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+constitution_app = typer.Typer(help="Inspect a constitution.", no_args_is_help=True)
+models_app = typer.Typer(help="Check the configured model roles.", no_args_is_help=True)
+config_app = typer.Typer(help="Validate an experiment file.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks that print side-by-side ratios.", no_args_is_help=True)
+app.add_typer(constitution_app, name="constitution")
+app.add_typer(models_app, name="models")
+app.add_typer(config_app, name="config")
+app.add_typer(bench_app, name="bench")
+
+console = Console()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    if version:
+        console.print(f"teachwhy {__version__}")
+        raise typer.Exit()
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder to create the workspace in.")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+) -> None:
+    """Create a workspace: an example constitution and a commented teachwhy.yaml that runs as is."""
+    from teachwhy.workspace import init_workspace
+
+    for path in init_workspace(directory, force=force):
+        console.print(f"wrote {path}")
+    console.print(f"next: cd {directory} && teachwhy models check")
+
+
+@constitution_app.command("show")
+def constitution_show(
+    path: Annotated[Path | None, typer.Argument(help="A Markdown constitution (default: the config's).")] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+    full: Annotated[bool, typer.Option("--full", help="Print each principle's whole text.")] = False,
+) -> None:
+    """Print the parsed principles: stable id, section, title and text."""
+    from teachwhy.constitution import load_constitution
+
+    if path is None:
+        path = load_experiment(config).constitution_path if config.exists() else Path("constitution.md")
+    constitution = load_constitution(path)
+    table = Table(title=f"{constitution.title} — {len(constitution.principles)} principles", show_lines=full)
+    for column in ("id", "section", "title", "text"):
+        table.add_column(column, overflow="fold")
+    for p in constitution.principles:
+        text = p.text if full else (p.text[:100] + "…" if len(p.text) > 100 else p.text)
+        table.add_row(p.id, p.section, p.title, text)
+    console.print(table)
+    console.print(f"sha256 {constitution.sha256}")
+
+
+@models_app.command("check")
+def models_check(
+    config: ConfigOption = DEFAULT_CONFIG,
+    generator: GeneratorOption = None,
+    target: TargetOption = None,
+    judge: JudgeOption = None,
+    auditor: AuditorOption = None,
+    role: Annotated[list[str] | None, typer.Option("--role", help="Check only these roles.")] = None,
+) -> None:
+    """Send one short prompt to each role's model; print latency and tokens/s, or what to fix."""
+    from teachwhy.models.check import check_roles
+
+    experiment = load_experiment(config, generator=generator, target=target, judge=judge, auditor=auditor)
+    roles = tuple(role) if role else ROLES
+    for name in roles:
+        experiment.models.role(name)  # unknown role names are a user error
+    table = Table(title="model roles")
+    for column in ("role", "model", "latency", "tokens/s", "reply or error"):
+        table.add_column(column, overflow="fold")
+    results = check_roles(experiment, roles)
+    for r in results:
+        if r.ok:
+            tps = f"{r.tokens_per_s:.1f}" if r.tokens_per_s is not None else "-"
+            table.add_row(r.role, r.model, f"{r.latency_s:.2f}s", tps, r.reply or "")
+        else:
+            table.add_row(r.role, r.model, "-", "-", f"[red]{r.error}[/red]")
+    console.print(table)
+    failed = [r for r in results if not r.ok]
+    if failed:
+        for r in failed:
+            print(f"error: {r.role}: {r.error}", file=sys.stderr)
+        raise typer.Exit(1)
+
+
+@config_app.command("check")
+def config_check(config: ConfigOption = DEFAULT_CONFIG) -> None:
+    """Validate the experiment file and its constitution without calling any model."""
+    from teachwhy.constitution import load_constitution
+
+    experiment = load_experiment(config)
+    constitution = load_constitution(experiment.constitution_path)
+    console.print(
+        f"{config}: ok — {len(experiment.arms)} arms, constitution with {len(constitution.principles)} principles"
+    )
+
+
+def main() -> None:
+    """Entry point: run the app, turning user errors into one line on stderr and exit code 2."""
+    try:
+        app()
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

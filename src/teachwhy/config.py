@@ -1,0 +1,382 @@
+"""The experiment YAML (`teachwhy.yaml`) as pydantic models.
+
+Loading goes through :func:`load_config`, which turns every validation problem into a
+:class:`~teachwhy.errors.UserError` naming the file and the key (``demo/teachwhy.yaml: arms[1].data.advice.count:
+must be > 0``). Unknown keys are errors: a typo must never be silently ignored.
+
+Relative paths in the file (the constitution, the workspace) are resolved against the file's folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from teachwhy.errors import UserError
+
+ROLES = ("generator", "target", "judge", "auditor")
+Role = Literal["generator", "target", "judge", "auditor"]
+
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegInt = Annotated[int, Field(ge=0)]
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class Strict(BaseModel):
+    """Base for every config section: unknown keys are errors, values are checked on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --- model roles ---------------------------------------------------------------------------------
+
+
+class RoleModel(Strict):
+    """One model role: an Inspect model string (or ``embedded``) plus provider arguments."""
+
+    model: str = "embedded"
+    base_url: str | None = None
+    api_key_env: str | None = Field(default=None, description="env var holding the API key, if not the default")
+    args: dict[str, Any] = Field(default_factory=dict, description="provider model_args (Inspect -M)")
+    max_connections: PositiveInt | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _model_string(cls, value: str) -> str:
+        value = value.strip()
+        if value != "embedded" and "/" not in value:
+            raise ValueError("must be 'embedded' or an Inspect model string like 'openai-api/<name>/<model>'")
+        return value
+
+
+class ModelsConfig(Strict):
+    """The four model roles. Each accepts a bare model string or a mapping with provider arguments."""
+
+    generator: RoleModel = Field(default_factory=RoleModel)
+    target: RoleModel = Field(default_factory=RoleModel)
+    judge: RoleModel = Field(default_factory=RoleModel)
+    auditor: RoleModel = Field(default_factory=RoleModel)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strings_to_roles(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: ({"model": v} if isinstance(v, str) else v) for k, v in data.items()}
+        return data
+
+    def role(self, name: str) -> RoleModel:
+        if name not in ROLES:
+            raise UserError(f"unknown model role '{name}' (expected one of {', '.join(ROLES)})")
+        model: RoleModel = getattr(self, name)
+        return model
+
+
+class GenerationConfig(Strict):
+    """Defaults for every model call made while generating data or judging."""
+
+    temperature: Annotated[float, Field(ge=0.0, le=2.0)] = 0.8
+    top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 0.95
+    max_tokens: PositiveInt = 512
+    max_connections: PositiveInt = 8
+    seed: int = 0
+    cache: bool = True
+    max_retries: NonNegInt = 3
+    timeout: PositiveInt = 600
+
+
+# --- data sources ----------------------------------------------------------------------------------
+
+
+class SourceBase(Strict):
+    """Fields every data generator shares."""
+
+    count: PositiveInt = 8
+    temperature: Annotated[float, Field(ge=0.0, le=2.0)] | None = None
+    max_tokens: PositiveInt | None = None
+    judge_filter: bool = True
+    min_score: Annotated[float, Field(ge=0.0, le=10.0)] = 6.0
+
+
+class DocumentsSource(SourceBase):
+    """Synthetic constitutional documents (SDF)."""
+
+    doc_types: list[str] | None = None
+    ideas_per_type: PositiveInt = 2
+
+
+class StoriesSource(SourceBase):
+    """Fictional stories of an AI behaving admirably under pressure."""
+
+
+class AdviceSource(SourceBase):
+    """Difficult advice: a user's ethical dilemma, a constitution-grounded answer."""
+
+    reasoning: bool = False
+    revise: bool = True
+
+
+class HoneypotDemosSource(SourceBase):
+    """Rejection-sampled demonstrations on synthetic train-split honeypots."""
+
+    attempts_per_prompt: PositiveInt = 2
+    families: list[str] = Field(default_factory=lambda: ["blackmail", "research_sabotage", "framing"])
+
+
+class RewriteSource(SourceBase):
+    """Deliberation rewrite of another source's chat records."""
+
+    source: str = "honeypot_demos"
+
+
+class AugmentSource(SourceBase):
+    """Unused tool definitions and diverse system prompts added to another source's chat records."""
+
+    source: str = "advice"
+    tool_rate: Fraction = 0.5
+    system_prompt_rate: Fraction = 0.5
+
+
+class ArmData(Strict):
+    """The data sources an arm trains on, and the token budget of its mix."""
+
+    documents: DocumentsSource | None = None
+    stories: StoriesSource | None = None
+    advice: AdviceSource | None = None
+    honeypot_demos: HoneypotDemosSource | None = None
+    rewrite: RewriteSource | None = None
+    augment: AugmentSource | None = None
+    budget_tokens: PositiveInt | None = None
+    weights: dict[str, Annotated[float, Field(gt=0.0)]] = Field(default_factory=dict)
+
+    def sources(self) -> dict[str, SourceBase]:
+        """The configured sources by name, in declaration order."""
+        names = ("documents", "stories", "advice", "honeypot_demos", "rewrite", "augment")
+        return {n: s for n in names if (s := getattr(self, n)) is not None}
+
+    @model_validator(mode="after")
+    def _weights_name_sources(self) -> ArmData:
+        unknown = sorted(set(self.weights) - set(self.sources()))
+        if unknown:
+            raise ValueError(f"weights name sources this arm does not generate: {', '.join(unknown)}")
+        return self
+
+
+# --- training ----------------------------------------------------------------------------------------
+
+
+class LoraConfig(Strict):
+    r: PositiveInt = 16
+    alpha: PositiveInt = 32
+    dropout: Fraction = 0.05
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+
+
+class TrainStage(Strict):
+    """One training stage: document midtraining (``documents``), chat SFT (``chat``), or both ``mixed``."""
+
+    name: str
+    kind: Literal["documents", "chat", "mixed"]
+    epochs: Annotated[float, Field(gt=0.0)] = 1.0
+    max_steps: PositiveInt | None = None
+    learning_rate: Annotated[float, Field(gt=0.0)] | None = None
+
+
+class TrainConfig(Strict):
+    """Fine-tuning of the target model (TRL + PEFT)."""
+
+    method: Literal["lora", "full"] = "lora"
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    stages: list[TrainStage] = Field(
+        default_factory=lambda: [TrainStage(name="midtrain", kind="documents"), TrainStage(name="sft", kind="chat")]
+    )
+    learning_rate: Annotated[float, Field(gt=0.0)] = 2e-4
+    lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "cosine"
+    warmup_ratio: Fraction = 0.05
+    batch_size: PositiveInt = 4
+    gradient_accumulation: PositiveInt = 1
+    max_length: PositiveInt = 512
+    packing: bool = True
+    save_steps: PositiveInt = 50
+    seed: int = 0
+    bf16: bool | None = Field(default=None, description="None: on when a GPU supports it, off on CPU")
+    gradient_checkpointing: bool = False
+
+
+# --- evaluation ----------------------------------------------------------------------------------------
+
+
+class EvalConfig(Strict):
+    """Honeypot evaluations run at each checkpoint."""
+
+    families: list[Literal["blackmail", "research_sabotage", "framing"]] = Field(
+        default_factory=lambda: ["blackmail", "research_sabotage", "framing"]
+    )
+    split: Literal["eval", "heldout"] = "heldout"
+    epochs: PositiveInt = 1
+    limit: PositiveInt | None = None
+    max_turns: PositiveInt = 8
+    policy: Literal["both", "rule", "judge", "either"] = "both"
+    checkpoints: Literal["all", "last"] = "all"
+    temperature: Annotated[float, Field(ge=0.0, le=2.0)] = 0.7
+    max_tokens: PositiveInt = 400
+
+
+# --- arms and the experiment ---------------------------------------------------------------------------
+
+
+class ArmConfig(Strict):
+    """One intervention: the data it trains on. An arm with no data is the untrained baseline."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    description: str = ""
+    data: ArmData = Field(default_factory=ArmData)
+    train: TrainConfig | None = None
+
+
+class ExperimentConfig(Strict):
+    """The whole experiment: constitution, model roles, arms, training defaults and evaluations."""
+
+    name: str = "teachwhy-experiment"
+    constitution: Path = Path("constitution.md")
+    workspace: Path = Path("runs")
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    arms: list[ArmConfig] = Field(default_factory=lambda: [ArmConfig(name="baseline")])
+
+    # where the file was loaded from; relative paths resolve against its folder
+    source: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("arms")
+    @classmethod
+    def _unique_arm_names(cls, arms: list[ArmConfig]) -> list[ArmConfig]:
+        seen: set[str] = set()
+        for arm in arms:
+            if arm.name in seen:
+                raise ValueError(f"arm name '{arm.name}' is used twice")
+            seen.add(arm.name)
+        if not arms:
+            raise ValueError("at least one arm is required")
+        return arms
+
+    @property
+    def root(self) -> Path:
+        return self.source.parent if self.source is not None else Path.cwd()
+
+    def resolve(self, path: Path) -> Path:
+        """A path from the config, made absolute against the config file's folder."""
+        return path if path.is_absolute() else (self.root / path)
+
+    @property
+    def constitution_path(self) -> Path:
+        return self.resolve(self.constitution)
+
+    @property
+    def workspace_path(self) -> Path:
+        return self.resolve(self.workspace)
+
+    def arm(self, name: str) -> ArmConfig:
+        for arm in self.arms:
+            if arm.name == name:
+                return arm
+        raise UserError(f"no arm named '{name}'", file=self.source, key="arms")
+
+    def train_for(self, arm: ArmConfig) -> TrainConfig:
+        """The arm's training settings: its own block, else the experiment default."""
+        return arm.train if arm.train is not None else self.train
+
+
+# --- loading -------------------------------------------------------------------------------------------
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    # pydantic inserts validator/union tags ("function-after[...]", "RoleModel", "str") into locations
+    return tuple(p for p in loc if isinstance(p, int) or ("[" not in p and not p[:1].isupper() and p != "str"))
+
+
+def _message(error: Any) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "greater_than":
+        return f"must be > {ctx.get('gt')}"
+    if kind == "greater_than_equal":
+        return f"must be >= {ctx.get('ge')}"
+    if kind == "less_than_equal":
+        return f"must be <= {ctx.get('le')}"
+    if kind == "missing":
+        return "required key is missing"
+    msg = str(error["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def validation_error(e: ValidationError, file: Path | str | None) -> UserError:
+    """The first problem of a pydantic error as a one-line UserError (with a count of the rest)."""
+    errors = e.errors()
+    first = errors[0]
+    more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
+    return UserError(_message(first) + more, file=file, key=_format_loc(_clean_loc(first["loc"])) or None)
+
+
+def parse_config(data: Any, *, source: Path | None = None) -> ExperimentConfig:
+    """Validate an already-loaded YAML mapping; errors name ``source`` and the key."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UserError("the top level must be a mapping of keys to values", file=source)
+    try:
+        config = ExperimentConfig.model_validate(data)
+    except ValidationError as e:
+        raise validation_error(e, source) from None
+    config.source = source.resolve() if source is not None else None
+    return config
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read and validate ``teachwhy.yaml``.
+
+    Raises:
+        UserError: the file is missing, is not YAML, or any key is unknown or has a bad value.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise UserError("config file not found (create one with `teachwhy init DIR`)", file=path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        key = f"line {mark.line + 1}" if mark is not None else None
+        problem = getattr(e, "problem", None) or "not valid YAML"
+        raise UserError(f"not valid YAML ({problem})", file=path, key=key) from None
+    except UnicodeDecodeError:
+        raise UserError("not UTF-8 text", file=path) from None
+    return parse_config(data, source=path)
+
+
+def apply_role_overrides(config: ExperimentConfig, overrides: dict[str, str | None]) -> ExperimentConfig:
+    """Return a copy of ``config`` with command-line ``--target``/``--judge``… model strings applied."""
+    updated = config.model_copy(deep=True)
+    for role, model in overrides.items():
+        if model is None:
+            continue
+        try:
+            updated.models.role(role).model = model
+        except ValidationError as e:
+            raise UserError(_message(e.errors()[0]), key=f"--{role}") from None
+    updated.source = config.source
+    return updated

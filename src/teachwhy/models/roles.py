@@ -1,0 +1,117 @@
+"""Model roles (generator, target, judge, auditor) resolved to Inspect models.
+
+A role's model string is Inspect's (``openai-api/<service>/<model>``, ``vllm/…``, ``anthropic/…``, ``hf/…``,
+``mockllm/model``) or ``embedded``, which is materialised on first use and served by Inspect's ``hf`` provider on
+CPU. Provider failures a user can fix (a missing API key, a server that does not answer) are turned into
+one-line :class:`~teachwhy.errors.UserError` messages that name the environment variable or the URL.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from inspect_ai.model import GenerateConfig, Model, get_model
+
+from teachwhy.config import ExperimentConfig, RoleModel
+from teachwhy.errors import UserError
+
+EMBEDDED = "embedded"
+
+
+def inspect_model_args(role: RoleModel, *, temperature: float | None = None) -> tuple[str, dict[str, Any]]:
+    """The Inspect model name and ``model_args`` for a role (materialising the embedded model if needed).
+
+    Args:
+        role: the role's configuration.
+        temperature: the temperature the role will mostly be sampled at; for the embedded model a
+            temperature of 0 switches the ``hf`` provider to greedy decoding (it samples by default and
+            rejects temperature 0 otherwise).
+    """
+    args = dict(role.args)
+    if role.model == EMBEDDED:
+        from teachwhy.models.embedded import materialise_embedded
+
+        args.setdefault("model_path", str(materialise_embedded()))
+        args.setdefault("device", "cpu")
+        args.setdefault("do_sample", not (temperature is not None and temperature == 0))
+        return "hf/local", args
+    return role.model, args
+
+
+def resolve_model(
+    role: RoleModel, *, name: str = "model", temperature: float | None = None, config: GenerateConfig | None = None
+) -> Model:
+    """An Inspect :class:`Model` for a role.
+
+    Args:
+        role: the role's configuration (model string, base URL, API key variable, provider args).
+        name: the role's name, used in error messages.
+        temperature: see :func:`inspect_model_args`.
+        config: default generation settings bound to the model.
+
+    Raises:
+        UserError: the provider cannot be set up (missing key, unknown provider, missing package).
+    """
+    model_name, args = inspect_model_args(role, temperature=temperature)
+    api_key = None
+    if role.api_key_env:
+        api_key = os.environ.get(role.api_key_env)
+        if not api_key:
+            raise UserError(f"environment variable {role.api_key_env} is not set (API key for {role.model})",
+                            key=f"models.{name}.api_key_env")
+    config = config or GenerateConfig()
+    if role.max_connections is not None:
+        config = config.merge(GenerateConfig(max_connections=role.max_connections))
+    try:
+        return get_model(model_name, config=config, base_url=role.base_url, api_key=api_key, **args)
+    except Exception as e:  # provider construction errors are user-fixable set-up problems
+        raise provider_error(e, role=role, name=name) from None
+
+
+def role_model(config: ExperimentConfig, role: str, *, temperature: float | None = None) -> Model:
+    """The Inspect model for ``role`` as configured in ``config``."""
+    gen = config.generation
+    settings = GenerateConfig(
+        max_retries=gen.max_retries, timeout=gen.timeout, max_connections=gen.max_connections
+    )
+    return resolve_model(config.models.role(role), name=role, temperature=temperature, config=settings)
+
+
+_ENV_VAR = re.compile(r"\b[A-Z][A-Z0-9_]*_(?:API_KEY|BASE_URL|TOKEN)\b")
+
+
+def provider_error(error: BaseException, *, role: RoleModel, name: str) -> UserError:
+    """A one-line, actionable message for a failure to create or call a model."""
+    text = " ".join(str(error).split())
+    where = f"models.{name}"
+    env_vars = sorted(set(_ENV_VAR.findall(text)))
+    if env_vars and ("API_KEY" in text or "BASE_URL" in text or "environment" in text.lower()):
+        return UserError(f"{role.model}: set the environment variable {' or '.join(env_vars)}", key=where)
+    lowered = text.lower()
+    if isinstance(error, ModuleNotFoundError) or "pip install" in lowered or "requires" in lowered:
+        package = getattr(error, "name", None)
+        hint = f"pip install {package}" if package else text
+        return UserError(f"{role.model}: a package it needs is missing ({hint})", key=where)
+    if _is_connection_error(error):
+        url = role.base_url or _url_in(text) or "its server"
+        return UserError(f"{role.model}: cannot reach {url} (is the server running?)", key=where)
+    if "model" in lowered and ("not found" in lowered or "unknown" in lowered or "invalid" in lowered):
+        return UserError(f"{role.model}: {text}", key=where)
+    return UserError(f"{role.model}: {type(error).__name__}: {text}", key=where)
+
+
+def _url_in(text: str) -> str | None:
+    found = re.search(r"https?://[^\s'\")]+", text)
+    return found.group(0) if found else None
+
+
+def _is_connection_error(error: BaseException) -> bool:
+    seen: BaseException | None = error
+    while seen is not None:
+        name = type(seen).__name__
+        if isinstance(seen, ConnectionError | TimeoutError) or "Connect" in name or "Timeout" in name:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
