@@ -51,7 +51,10 @@ def test_role_accepts_a_string_or_a_mapping(tmp_path: Path) -> None:
         ),
         ("modles: {}\n", "teachwhy.yaml: modles: unknown key"),
         ("train:\n  batch_size: many\n", "teachwhy.yaml: train.batch_size: Input should be a valid integer"),
-        ("models:\n  judge: gpt4\n", "teachwhy.yaml: models.judge.model: must be 'embedded' or an Inspect model"),
+        (
+            "models:\n  judge: gpt4\n",
+            "teachwhy.yaml: models.judge.model: must be 'embedded' or an Inspect model",
+        ),
         ("arms:\n  - name: a\n  - name: a\n", "teachwhy.yaml: arms: arm name 'a' is used twice"),
         ("arms: []\n", "teachwhy.yaml: arms: at least one arm is required"),
         ("- just\n- a list\n", "teachwhy.yaml: the top level must be a mapping"),

@@ -69,7 +69,9 @@ def init(
 
 @constitution_app.command("show")
 def constitution_show(
-    path: Annotated[Path | None, typer.Argument(help="A Markdown constitution (default: the config's).")] = None,
+    path: Annotated[
+        Path | None, typer.Argument(help="A Markdown constitution (default: the config's).")
+    ] = None,
     config: ConfigOption = DEFAULT_CONFIG,
     full: Annotated[bool, typer.Option("--full", help="Print each principle's whole text.")] = False,
 ) -> None:
@@ -80,8 +82,10 @@ def constitution_show(
         path = load_experiment(config).constitution_path if config.exists() else Path("constitution.md")
     constitution = load_constitution(path)
     table = Table(title=f"{constitution.title} — {len(constitution.principles)} principles", show_lines=full)
-    for column in ("id", "section", "title", "text"):
-        table.add_column(column, overflow="fold")
+    table.add_column("id", no_wrap=True, style="cyan")
+    table.add_column("section", overflow="fold", max_width=24)
+    table.add_column("title", overflow="fold", max_width=32)
+    table.add_column("text", overflow="fold", ratio=1)
     for p in constitution.principles:
         text = p.text if full else (p.text[:100] + "…" if len(p.text) > 100 else p.text)
         table.add_row(p.id, p.section, p.title, text)
@@ -130,9 +134,8 @@ def config_check(config: ConfigOption = DEFAULT_CONFIG) -> None:
 
     experiment = load_experiment(config)
     constitution = load_constitution(experiment.constitution_path)
-    console.print(
-        f"{config}: ok — {len(experiment.arms)} arms, constitution with {len(constitution.principles)} principles"
-    )
+    principles = len(constitution.principles)
+    console.print(f"{config}: ok — {len(experiment.arms)} arms, constitution with {principles} principles")
 
 
 def main() -> None:

@@ -9,9 +9,7 @@ import typer
 
 from teachwhy.config import ExperimentConfig, apply_role_overrides, load_config
 
-ConfigOption = Annotated[
-    Path, typer.Option("--config", "-c", help="The experiment file.", show_default=True)
-]
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The experiment file.", show_default=True)]
 GeneratorOption = Annotated[str | None, typer.Option("--generator", help="Override the generator model.")]
 TargetOption = Annotated[str | None, typer.Option("--target", help="Override the target model.")]
 JudgeOption = Annotated[str | None, typer.Option("--judge", help="Override the judge model.")]

@@ -1,8 +1,9 @@
 """The experiment YAML (`teachwhy.yaml`) as pydantic models.
 
 Loading goes through :func:`load_config`, which turns every validation problem into a
-:class:`~teachwhy.errors.UserError` naming the file and the key (``demo/teachwhy.yaml: arms[1].data.advice.count:
-must be > 0``). Unknown keys are errors: a typo must never be silently ignored.
+:class:`~teachwhy.errors.UserError` naming the file and the key
+(``demo/teachwhy.yaml: arms[1].data.advice.count: must be > 0``). Unknown keys are errors: a typo must
+never be silently ignored.
 
 Relative paths in the file (the constitution, the workspace) are resolved against the file's folder.
 """
@@ -24,6 +25,9 @@ PositiveInt = Annotated[int, Field(gt=0)]
 NonNegInt = Annotated[int, Field(ge=0)]
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
+Family = Literal["blackmail", "research_sabotage", "framing"]
+FAMILIES: tuple[Family, ...] = ("blackmail", "research_sabotage", "framing")
+
 
 class Strict(BaseModel):
     """Base for every config section: unknown keys are errors, values are checked on assignment."""
@@ -39,7 +43,9 @@ class RoleModel(Strict):
 
     model: str = "embedded"
     base_url: str | None = None
-    api_key_env: str | None = Field(default=None, description="env var holding the API key, if not the default")
+    api_key_env: str | None = Field(
+        default=None, description="env var holding the API key, if not the default"
+    )
     args: dict[str, Any] = Field(default_factory=dict, description="provider model_args (Inspect -M)")
     max_connections: PositiveInt | None = None
 
@@ -122,7 +128,7 @@ class HoneypotDemosSource(SourceBase):
     """Rejection-sampled demonstrations on synthetic train-split honeypots."""
 
     attempts_per_prompt: PositiveInt = 2
-    families: list[str] = Field(default_factory=lambda: ["blackmail", "research_sabotage", "framing"])
+    families: list[Family] = Field(default_factory=lambda: list(FAMILIES))
 
 
 class RewriteSource(SourceBase):
@@ -168,20 +174,33 @@ class ArmData(Strict):
 
 
 class LoraConfig(Strict):
+    """LoRA adapter settings (PEFT). The defaults suit 1–32B models."""
+
     r: PositiveInt = 16
     alpha: PositiveInt = 32
     dropout: Fraction = 0.05
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
 
 
-class TrainStage(Strict):
-    """One training stage: document midtraining (``documents``), chat SFT (``chat``), or both ``mixed``."""
+StageName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
 
-    name: str
+
+class TrainStage(Strict):
+    """One training stage: document midtraining (``documents``), chat SFT (``chat``), or both ``mixed``.
+
+    Stages run in order and continue the same weights (the same LoRA adapter), so ``midtrain`` then ``sft``
+    is document midtraining followed by chat fine-tuning.
+    """
+
+    name: StageName
     kind: Literal["documents", "chat", "mixed"]
     epochs: Annotated[float, Field(gt=0.0)] = 1.0
-    max_steps: PositiveInt | None = None
-    learning_rate: Annotated[float, Field(gt=0.0)] | None = None
+    max_steps: PositiveInt | None = Field(
+        default=None, description="stop after this many steps (overrides epochs)"
+    )
+    learning_rate: Annotated[float, Field(gt=0.0)] | None = Field(
+        default=None, description="default: train's"
+    )
 
 
 class TrainConfig(Strict):
@@ -190,19 +209,47 @@ class TrainConfig(Strict):
     method: Literal["lora", "full"] = "lora"
     lora: LoraConfig = Field(default_factory=LoraConfig)
     stages: list[TrainStage] = Field(
-        default_factory=lambda: [TrainStage(name="midtrain", kind="documents"), TrainStage(name="sft", kind="chat")]
+        default_factory=lambda: [
+            TrainStage(name="midtrain", kind="documents"),
+            TrainStage(name="sft", kind="chat"),
+        ]
     )
     learning_rate: Annotated[float, Field(gt=0.0)] = 2e-4
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "cosine"
-    warmup_ratio: Fraction = 0.05
-    batch_size: PositiveInt = 4
+    warmup_ratio: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.05
+    weight_decay: Annotated[float, Field(ge=0.0)] = 0.0
+    max_grad_norm: Annotated[float, Field(gt=0.0)] = 1.0
+    batch_size: PositiveInt = Field(
+        default=4, description="rows per device per step (packed rows when packing)"
+    )
     gradient_accumulation: PositiveInt = 1
     max_length: PositiveInt = 512
-    packing: bool = True
-    save_steps: PositiveInt = 50
+    packing: bool = Field(
+        default=True, description="pack several examples per row; documents never attend across"
+    )
+    save_steps: PositiveInt = Field(
+        default=50, description="a checkpoint every N optimizer steps, and at the end"
+    )
+    keep_trainer_checkpoints: PositiveInt = Field(
+        default=2, description="resumable trainer states kept per stage (merged checkpoints are all kept)"
+    )
     seed: int = 0
     bf16: bool | None = Field(default=None, description="None: on when a GPU supports it, off on CPU")
     gradient_checkpointing: bool = False
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] | None = Field(
+        default=None, description="None: the model's default (sdpa)"
+    )
+
+    @field_validator("stages")
+    @classmethod
+    def _stages(cls, stages: list[TrainStage]) -> list[TrainStage]:
+        if not stages:
+            raise ValueError("at least one stage is required")
+        names = [s.name for s in stages]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"stage names must be unique: {', '.join(repeated)}")
+        return stages
 
 
 # --- evaluation ----------------------------------------------------------------------------------------
@@ -211,9 +258,7 @@ class TrainConfig(Strict):
 class EvalConfig(Strict):
     """Honeypot evaluations run at each checkpoint."""
 
-    families: list[Literal["blackmail", "research_sabotage", "framing"]] = Field(
-        default_factory=lambda: ["blackmail", "research_sabotage", "framing"]
-    )
+    families: list[Family] = Field(default_factory=lambda: list(FAMILIES))
     split: Literal["eval", "heldout"] = "heldout"
     epochs: PositiveInt = 1
     limit: PositiveInt | None = None
@@ -305,7 +350,9 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
 
 def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     # pydantic inserts validator/union tags ("function-after[...]", "RoleModel", "str") into locations
-    return tuple(p for p in loc if isinstance(p, int) or ("[" not in p and not p[:1].isupper() and p != "str"))
+    return tuple(
+        p for p in loc if isinstance(p, int) or ("[" not in p and not p[:1].isupper() and p != "str")
+    )
 
 
 def _message(error: Any) -> str:

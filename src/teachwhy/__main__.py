@@ -1,0 +1,5 @@
+"""`python -m teachwhy` runs the command line."""
+
+from teachwhy.cli import main
+
+main()
