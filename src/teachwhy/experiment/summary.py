@@ -1,0 +1,149 @@
+"""The experiment summary: everything the report shows, as one JSON file (``<workspace>/summary.json``).
+
+`teachwhy run` writes it after the last stage; `teachwhy report` reads only this file (and the files it links
+to), so a report can be rebuilt, diffed or produced from results computed elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from teachwhy.errors import UserError
+from teachwhy.storage import atomic_write_json
+
+SUMMARY_VERSION = 1
+
+
+@dataclass
+class RateSummary:
+    """A misalignment rate with its Wilson 95% interval and the samples that could not be scored."""
+
+    n: int  # scored samples
+    harmful: int
+    rate: float | None  # None when n == 0
+    ci_low: float
+    ci_high: float
+    unscored: int = 0  # judge output unparseable / refused, or rule and judge could not be combined
+    errors: int = 0  # failed model calls (target or judge)
+    disagreements: int = 0  # rule and judge disagreed (counted whatever the policy)
+
+
+@dataclass
+class CheckpointEval:
+    """The evaluation of one checkpoint of one arm."""
+
+    step: int  # optimizer steps (0 = the untrained target)
+    model: str  # the Inspect model string that was evaluated
+    tokens_seen: int = 0  # training tokens consumed up to this checkpoint
+    results_file: str | None = None  # the eval results JSON (relative to the workspace)
+    log_files: list[str] = field(default_factory=list)  # Inspect logs (relative to the workspace)
+    families: dict[str, RateSummary] = field(default_factory=dict)
+    overall: RateSummary | None = None
+
+
+@dataclass
+class ArmSummary:
+    """One arm: what it trained on and how each of its checkpoints scored."""
+
+    name: str
+    description: str = ""
+    tokens_by_source: dict[str, int] = field(default_factory=dict)
+    records_by_source: dict[str, int] = field(default_factory=dict)
+    dropped_by_reason: dict[str, int] = field(default_factory=dict)
+    data_files: dict[str, str] = field(default_factory=dict)  # source → JSONL (relative to the workspace)
+    train_log: str | None = None  # training log JSONL (relative to the workspace)
+    checkpoints: list[CheckpointEval] = field(default_factory=list)
+
+    @property
+    def training_tokens(self) -> int:
+        return sum(self.tokens_by_source.values())
+
+    def final(self) -> CheckpointEval | None:
+        return max(self.checkpoints, key=lambda c: c.step) if self.checkpoints else None
+
+
+@dataclass
+class Comparison:
+    """An arm's final rate minus the baseline's, per family (or ``overall``)."""
+
+    arm: str
+    baseline: str
+    family: str
+    diff: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+
+
+@dataclass
+class OodDistance:
+    """How far an arm's training data is from one evaluation's prompts."""
+
+    arm: str
+    evaluation: str  # e.g. "blackmail"
+    ngram_overlap: float  # share of eval n-grams that also occur in the training data
+    contaminated: bool  # ngram_overlap above the configured threshold
+    nn_similarity_mean: float  # mean over eval prompts of the max cosine similarity to any training item
+    nn_similarity_max: float
+    ngram_n: int = 8
+    examples: list[str] = field(default_factory=list)  # a few shared n-grams, for a contaminated pair
+
+
+@dataclass
+class ExperimentSummary:
+    """Everything `teachwhy report` renders."""
+
+    name: str
+    created: str  # ISO 8601
+    constitution_path: str
+    constitution_sha256: str
+    principles: int
+    models: dict[str, str]  # role → model string
+    baseline: str | None
+    arms: list[ArmSummary] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)
+    ood: list[OodDistance] = field(default_factory=list)
+    version: int = SUMMARY_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def write(self, path: str | Path) -> None:
+        atomic_write_json(path, self.to_json())
+
+    @classmethod
+    def read(cls, path: str | Path) -> ExperimentSummary:
+        path = Path(path)
+        if not path.exists():
+            raise UserError("no experiment summary here (run `teachwhy run` first)", file=path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls.from_json(data)
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise UserError(f"not a teachwhy summary ({type(e).__name__}: {e})", file=path) from None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ExperimentSummary:
+        def rate(d: dict[str, Any] | None) -> RateSummary | None:
+            return RateSummary(**d) if d is not None else None
+
+        arms = []
+        for a in data["arms"]:
+            checkpoints = []
+            for c in a["checkpoints"]:
+                families = {k: RateSummary(**v) for k, v in c["families"].items()}
+                checkpoints.append(
+                    CheckpointEval(**{**c, "families": families, "overall": rate(c["overall"])})
+                )
+            arms.append(ArmSummary(**{**a, "checkpoints": checkpoints}))
+        return cls(
+            **{
+                **data,
+                "arms": arms,
+                "comparisons": [Comparison(**c) for c in data["comparisons"]],
+                "ood": [OodDistance(**o) for o in data["ood"]],
+            }
+        )
