@@ -90,6 +90,8 @@ class OodDistance:
     nn_similarity_max: float
     ngram_n: int = 8
     examples: list[str] = field(default_factory=list)  # a few shared n-grams, for a contaminated pair
+    ngram_shared: int = 0  # distinct eval n-grams found in the training data
+    ngram_total: int = 0  # distinct eval n-grams
 
 
 @dataclass
