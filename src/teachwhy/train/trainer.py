@@ -1,0 +1,109 @@
+"""TRL wiring: the SFTTrainer we train with, its settings from ``TrainConfig``, and how models are loaded.
+
+Rows arrive already tokenized, labelled and packed (see :mod:`teachwhy.train.packing`), so TRL's own dataset
+preparation is skipped and our collator is used; everything else (optimizer, schedule, gradient accumulation,
+mixed precision, PEFT, accelerate/FSDP/DeepSpeed, checkpoint state) is TRL's and transformers'.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, PreTrainedModel
+from trl.trainer.sft_config import SFTConfig
+from trl.trainer.sft_trainer import SFTTrainer
+
+from teachwhy.config import TrainConfig, TrainStage
+from teachwhy.train.callbacks import TokenCounter
+
+
+def use_bf16(config: TrainConfig) -> bool:
+    """bf16 as configured; ``None`` means on when the GPU supports it, off on CPU."""
+    if config.bf16 is not None:
+        return config.bf16
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def load_model(path: str | Path, config: TrainConfig) -> PreTrainedModel:
+    """Load the model to train. LoRA under bf16 keeps the frozen base in bf16; otherwise weights are fp32."""
+    kwargs: dict[str, Any] = {
+        "dtype": torch.bfloat16 if use_bf16(config) and config.method == "lora" else torch.float32
+    }
+    if config.attn_implementation is not None:
+        kwargs["attn_implementation"] = config.attn_implementation
+    model: PreTrainedModel = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    return model
+
+
+def peft_config(config: TrainConfig) -> Any:
+    """The PEFT LoRA config for ``config.lora``."""
+    from peft import LoraConfig
+
+    lora = config.lora
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+
+
+def sft_config(config: TrainConfig, stage: TrainStage, *, output_dir: Path) -> SFTConfig:
+    """TRL settings for one stage. CPU and precision settings are explicit: TRL defaults to bf16 and
+    checkpointing."""
+    cuda = torch.cuda.is_available()
+    return SFTConfig(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation,
+        learning_rate=stage.learning_rate or config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler,
+        warmup_steps=config.warmup_ratio,  # a float below 1 is a fraction of the stage's steps
+        weight_decay=config.weight_decay,
+        max_grad_norm=config.max_grad_norm,
+        num_train_epochs=stage.epochs,
+        max_steps=stage.max_steps or -1,
+        seed=config.seed,
+        data_seed=config.seed,
+        bf16=use_bf16(config),
+        fp16=False,
+        use_cpu=not cuda,
+        activation_checkpointing=config.gradient_checkpointing,
+        dataloader_pin_memory=cuda,
+        logging_steps=1,
+        save_strategy="no",  # CheckpointCadence decides when to save
+        save_total_limit=None,  # rotation happens after a checkpoint is merged and marked complete
+        report_to="none",
+        disable_tqdm=True,
+        remove_unused_columns=False,
+        dataset_kwargs={"skip_prepare_dataset": True},
+        packing=False,
+        padding_free=False,
+        max_length=None,
+        shuffle_dataset=False,
+    )
+
+
+class SourceCountingSFTTrainer(SFTTrainer):
+    """SFTTrainer that counts the tokens it trains on per data source (summed over processes)."""
+
+    def __init__(self, *args: Any, counter: TokenCounter, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.token_counter = counter
+
+    def compute_loss(
+        self,
+        model: Any,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: Any = None,
+    ) -> Any:
+        source_tokens = inputs.pop("source_tokens", None)
+        if source_tokens is not None and getattr(self.model, "training", False):
+            self.token_counter.add(self.accelerator.reduce(source_tokens.sum(dim=0), reduction="sum").cpu())
+        return super().compute_loss(  # type: ignore[no-untyped-call]
+            model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+        )
