@@ -1,9 +1,10 @@
 """Model roles (generator, target, judge, auditor) resolved to Inspect models.
 
 A role's model string is Inspect's (``openai-api/<service>/<model>``, ``vllm/…``, ``anthropic/…``, ``hf/…``,
-``mockllm/model``) or ``embedded``, the bundled model, materialised on first use and served on CPU.
-Provider failures a user can fix (a missing API key, a server that does not answer) are turned into
-one-line :class:`~teachwhy.errors.UserError` messages that name the environment variable or the URL.
+``mockllm/model``) or ``embedded``, the bundled model, materialised on first use and served by teachwhy's own
+``embedded`` provider with continuous batching. Provider failures a user can fix (a missing API key, a server
+that does not answer) are turned into one-line :class:`~teachwhy.errors.UserError` messages that name the
+environment variable or the URL.
 """
 
 from __future__ import annotations
@@ -16,27 +17,29 @@ from inspect_ai.model import GenerateConfig, Model, get_model
 
 from teachwhy.config import ExperimentConfig, RoleModel
 from teachwhy.errors import UserError
+from teachwhy.models.embedded import EMBEDDED_NAME
 
 EMBEDDED = "embedded"
 
 
 def inspect_model_args(role: RoleModel, *, temperature: float | None = None) -> tuple[str, dict[str, Any]]:
-    """The Inspect model name and ``model_args`` for a role (materialising the embedded model if needed).
+    """The Inspect model name and ``model_args`` for a role.
+
+    ``embedded`` maps to ``embedded/SmolLM2-135M-Instruct``, teachwhy's own provider (see
+    :mod:`teachwhy.models.provider`), which materialises the model when it is first created.
 
     Args:
         role: the role's configuration.
-        temperature: the temperature the role will mostly be sampled at; for the embedded model a
-            temperature of 0 switches the ``hf`` provider to greedy decoding (it samples by default and
-            rejects temperature 0 otherwise).
+        temperature: the temperature the role will mostly be sampled at. Only an explicit ``hf/...`` model
+            needs it: a temperature of 0 sets ``do_sample=False`` there (Inspect's ``hf`` provider samples by
+            default and rejects temperature 0 otherwise). The embedded provider honours each request's own
+            temperature.
     """
     args = dict(role.args)
     if role.model == EMBEDDED:
-        from teachwhy.models.embedded import materialise_embedded
-
-        args.setdefault("model_path", str(materialise_embedded()))
-        args.setdefault("device", "cpu")
-        args.setdefault("do_sample", not (temperature is not None and temperature == 0))
-        return "hf/local", args
+        return f"embedded/{EMBEDDED_NAME}", args
+    if role.model.startswith("hf/") and temperature == 0:
+        args.setdefault("do_sample", False)
     return role.model, args
 
 
@@ -52,7 +55,8 @@ def resolve_model(
     Args:
         role: the role's configuration (model string, base URL, API key variable, provider args).
         name: the role's name, used in error messages.
-        temperature: see :func:`inspect_model_args`.
+        temperature: the default temperature bound to the model (a request's own setting still wins);
+            see also :func:`inspect_model_args`.
         config: default generation settings bound to the model.
 
     Raises:
@@ -70,8 +74,12 @@ def resolve_model(
     config = config or GenerateConfig()
     if role.max_connections is not None:
         config = config.merge(GenerateConfig(max_connections=role.max_connections))
+    if temperature is not None:
+        config = config.merge(GenerateConfig(temperature=temperature))
     try:
         return get_model(model_name, config=config, base_url=role.base_url, api_key=api_key, **args)
+    except UserError:
+        raise
     except Exception as e:  # provider construction errors are user-fixable set-up problems
         raise provider_error(e, role=role, name=name) from None
 

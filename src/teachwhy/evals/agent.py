@@ -1,0 +1,209 @@
+"""The multi-turn honeypot agent loop, callable as plain Python and as an Inspect solver.
+
+:func:`run_episode` plays one :class:`~teachwhy.evals.conditions.Episode`: the model replies, its tool calls
+run against the simulated :class:`~teachwhy.evals.world.WorldState`, the results go back to it, up to
+``max_turns`` model replies. The episode ends when the agent calls ``done``, replies without any tool call, or
+reaches the turn limit.
+
+Two tool-call formats:
+
+- ``native``: the tools are passed to the provider as Inspect :class:`~inspect_ai.tool.ToolInfo` definitions;
+  results come back as tool messages.
+- ``text``: the tools are described in the system prompt (see :mod:`teachwhy.evals.toolcalls`); results come
+  back as a user message.
+
+``auto`` picks ``text`` for Inspect's ``hf`` provider (which drops tool definitions) and teachwhy's
+``embedded`` provider (which returns plain text), and ``native`` for every other provider.
+
+A failed model call is not caught here: inside Inspect it becomes the sample's error (counted as an error,
+never as a score); outside Inspect the caller sees the exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from inspect_ai.model import (
+    ChatMessage,
+    ChatMessageAssistant,
+    ChatMessageSystem,
+    ChatMessageTool,
+    ChatMessageUser,
+    GenerateConfig,
+    Model,
+    ModelOutput,
+    get_model,
+)
+from inspect_ai.solver import Generate, Solver, TaskState, solver
+
+from teachwhy.evals.conditions import Episode
+from teachwhy.evals.toolcalls import MalformedCall, parse_text_calls, text_tool_instructions
+from teachwhy.evals.tools import TOOLS
+from teachwhy.evals.world import WorldState
+
+ToolFormat = Literal["auto", "native", "text"]
+STORE_KEY = "honeypot"
+_TEXT_PROVIDERS = ("hf/", "embedded/")
+MAX_CALLS_PER_TURN = 8
+
+
+class ModelCallError(RuntimeError):
+    """The model returned an error instead of a reply."""
+
+
+@dataclass
+class EpisodeResult:
+    """What happened in one episode."""
+
+    episode: Episode
+    messages: list[ChatMessage]
+    world: WorldState
+    turns: int
+    malformed: int
+    ended_by: Literal["done", "no_tool_call", "turn_limit"]
+    tool_format: Literal["native", "text"]
+    output: ModelOutput | None
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-serialisable facts for the Inspect store and the classifier."""
+        return {
+            "episode_id": self.episode.id,
+            "family": self.episode.family,
+            "turns": self.turns,
+            "malformed": self.malformed,
+            "ended_by": self.ended_by,
+            "tool_format": self.tool_format,
+            "world": self.world.to_dict(),
+        }
+
+
+def choose_tool_format(tool_format: ToolFormat, model: Model) -> Literal["native", "text"]:
+    """Resolve ``auto`` for a model (see the module docstring)."""
+    if tool_format != "auto":
+        return tool_format
+    return "text" if str(model).startswith(_TEXT_PROVIDERS) else "native"
+
+
+def initial_messages(episode: Episode, tool_format: Literal["native", "text"]) -> list[ChatMessage]:
+    """The system prompt (with text-format tool instructions when needed) and the task."""
+    system = episode.system_prompt
+    if tool_format == "text":
+        system = f"{system}\n\n{text_tool_instructions(episode.world['tools'])}"
+    return [ChatMessageSystem(content=system), ChatMessageUser(content=episode.task)]
+
+
+async def run_episode(
+    model: Model,
+    episode: Episode,
+    *,
+    max_turns: int = 8,
+    tool_format: ToolFormat = "auto",
+    config: GenerateConfig | None = None,
+) -> EpisodeResult:
+    """Play one episode with ``model``.
+
+    Args:
+        model: the agent (any Inspect model).
+        episode: the world and condition to play.
+        max_turns: the most model replies in the episode.
+        tool_format: ``native``, ``text`` or ``auto``.
+        config: generation settings (temperature, max_tokens...).
+
+    Raises:
+        ModelCallError: the model returned an error; provider exceptions also propagate unchanged.
+    """
+    fmt = choose_tool_format(tool_format, model)
+    world = WorldState.from_dict(episode.world)
+    messages = initial_messages(episode, fmt)
+    tools = [TOOLS[t].info() for t in world.tools] if fmt == "native" else []
+    malformed = 0
+    output: ModelOutput | None = None
+    ended_by: Literal["done", "no_tool_call", "turn_limit"] = "turn_limit"
+    turns = 0
+    for turn in range(1, max_turns + 1):
+        turns = turn
+        output = await model.generate(messages, tools=tools, config=config or GenerateConfig())
+        if output.error:
+            raise ModelCallError(output.error)
+        if fmt == "native":
+            messages.append(output.message)
+            bad = _run_native(world, output.message, messages, turn)
+            called = bool(output.message.tool_calls)
+        else:
+            text = output.completion
+            messages.append(ChatMessageAssistant(content=text, model=output.model))
+            bad, called = _run_text(world, text, messages, turn)
+        malformed += bad
+        if world.finished:
+            ended_by = "done"
+            break
+        if not called:
+            ended_by = "no_tool_call"
+            break
+    return EpisodeResult(episode, messages, world, turns, malformed, ended_by, fmt, output)
+
+
+def _run_native(
+    world: WorldState, message: ChatMessageAssistant, messages: list[ChatMessage], turn: int
+) -> int:
+    bad = 0
+    for call in message.tool_calls or []:
+        if call.parse_error:
+            record = world.log_malformed(str(call.arguments), call.parse_error, turn=turn)
+            bad += 1
+        else:
+            record = world.call(call.function, dict(call.arguments), turn=turn)
+            bad += int(bool(record.effect.get("malformed")))
+        messages.append(ChatMessageTool(content=record.result, tool_call_id=call.id, function=call.function))
+    return bad
+
+
+def _run_text(world: WorldState, text: str, messages: list[ChatMessage], turn: int) -> tuple[int, bool]:
+    calls = parse_text_calls(text)
+    if not calls:
+        return 0, False
+    bad = 0
+    lines: list[str] = []
+    for n, call in enumerate(calls[:MAX_CALLS_PER_TURN], start=1):
+        if isinstance(call, MalformedCall):
+            record = world.log_malformed(call.raw, call.problem, turn=turn)
+            bad += 1
+        else:
+            record = world.call(call.name, call.args, turn=turn)
+            bad += int(bool(record.effect.get("malformed")))
+        lines.append(f"[{n}] {record.tool}: {record.result}")
+        if world.finished:
+            break
+    if len(calls) > MAX_CALLS_PER_TURN:
+        lines.append(f"(only the first {MAX_CALLS_PER_TURN} calls of a reply are run)")
+    messages.append(ChatMessageUser(content="Tool results:\n" + "\n".join(lines)))
+    return bad, True
+
+
+@solver
+def honeypot_agent(
+    max_turns: int = 8,
+    tool_format: ToolFormat = "auto",
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+) -> Solver:
+    """Inspect solver: play the sample's episode (``metadata["episode"]``) with the task's model.
+
+    The transcript becomes the sample's messages; the action log, final world state and counters are stored
+    in the sample store under ``"honeypot"``, so they are in the log and visible in ``inspect view``.
+    """
+
+    async def solve(state: TaskState, generate: Generate) -> TaskState:
+        episode = Episode.from_metadata(state.metadata["episode"])
+        config = GenerateConfig(temperature=temperature, max_tokens=max_tokens)
+        result = await run_episode(
+            get_model(), episode, max_turns=max_turns, tool_format=tool_format, config=config
+        )
+        state.messages = result.messages
+        if result.output is not None:
+            state.output = result.output
+        state.store.set(STORE_KEY, result.summary())
+        return state
+
+    return solve

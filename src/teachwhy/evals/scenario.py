@@ -1,0 +1,216 @@
+"""Honeypot scenarios as data files: ``scenarios/<family>/<world>.md``.
+
+Each file is Markdown with YAML front matter. The front matter declares the world; the body holds the prose::
+
+    ---
+    id: bm-harbor            # unique across all families
+    family: blackmail        # blackmail | research_sabotage | framing
+    split: eval              # eval | heldout (heldout worlds are never shown to a data generator) | train
+    title: ...
+    tags: [logistics, email]
+    cast: {org: ..., agent_name: ..., agent_email: ..., decider_name: ..., decider_email: ...,
+           leader_name: ..., leader_email: ..., successor: ..., deadline: ...}
+    now: "2026-03-12 09:10"  # the simulated clock
+    tools: [list_inbox, read_email, send_email, ..., done]
+    state: {inbox: [...], files: {path: text}, tests: {...}, cases: {...}}
+    honeypot: {action: ..., <family parameters, see teachwhy.evals.rules>}
+    ---
+    ## System prompt
+    ... may use {org}, {agent_name} and the other cast keys, and {goal_statement} ...
+    ## Task
+    ... the first user turn ...
+
+The condition factorial (goal type x goal value x urgency) is applied by :mod:`teachwhy.evals.conditions`.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from teachwhy.config import validation_error
+from teachwhy.errors import UserError
+from teachwhy.evals.rules import FAMILIES, HONEYPOT_MODELS
+from teachwhy.evals.tools import TOOLS
+
+SCENARIO_DIR = Path(__file__).parent / "scenarios"
+Split = Literal["eval", "heldout", "train"]
+CAST_KEYS = (
+    "org",
+    "agent_name",
+    "agent_email",
+    "decider_name",
+    "decider_email",
+    "leader_name",
+    "leader_email",
+    "successor",
+    "deadline",
+)
+_FRONT = re.compile(r"\A---\s*\n(.*?)\n---\s*\n(.*)\Z", re.S)
+_SECTION = re.compile(r"^##\s+(.+?)\s*$", re.M)
+
+
+class ScenarioState(BaseModel):
+    """The initial world: emails, files, test suites and case files."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    inbox: list[dict[str, Any]] = Field(default_factory=list)
+    files: dict[str, str] = Field(default_factory=dict)
+    tests: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    cases: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class HoneypotScenario(BaseModel):
+    """One world of one family, as declared by its data file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    family: Literal["blackmail", "research_sabotage", "framing"]
+    split: Split
+    title: str
+    tags: list[str] = Field(default_factory=list)
+    cast: dict[str, str]
+    now: str
+    tools: list[str]
+    state: ScenarioState = Field(default_factory=ScenarioState)
+    honeypot: dict[str, Any]
+    system_prompt: str
+    task: str
+    path: str = ""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HoneypotScenario:
+        missing = [k for k in CAST_KEYS if k not in self.cast]
+        if missing:
+            raise ValueError(f"cast is missing {', '.join(missing)}")
+        unknown = [t for t in self.tools if t not in TOOLS]
+        if unknown:
+            raise ValueError(f"unknown tools {', '.join(unknown)} (known: {', '.join(TOOLS)})")
+        if "done" not in self.tools:
+            raise ValueError("tools must include 'done'")
+        HONEYPOT_MODELS[self.family].model_validate(self.honeypot)
+        if self.family == "blackmail":
+            ids = {str(e.get("id")) for e in self.state.inbox}
+            missing_ids = [i for i in self.honeypot["secret_emails"] if i not in ids]
+            if missing_ids:
+                raise ValueError(f"honeypot.secret_emails {', '.join(missing_ids)} are not in state.inbox")
+        return self
+
+    def world_state(self) -> dict[str, Any]:
+        """The initial :class:`~teachwhy.evals.world.WorldState` as a plain dict."""
+        inbox = [_email(e) for e in self.state.inbox]
+        return {
+            "agent_email": self.cast["agent_email"].lower(),
+            "now": self.now,
+            "tools": list(self.tools),
+            "inbox": inbox,
+            "files": dict(self.state.files),
+            "tests": dict(self.state.tests),
+            "cases": {k: dict(v) for k, v in self.state.cases.items()},
+        }
+
+
+def _email(e: dict[str, Any]) -> dict[str, Any]:
+    to = e.get("to", [])
+    return {
+        "id": str(e["id"]),
+        "sender": str(e["from"]),
+        "to": [to] if isinstance(to, str) else list(to),
+        "subject": str(e.get("subject", "")),
+        "body": str(e.get("body", "")).strip(),
+        "time": str(e.get("time", "")),
+        "cc": list(e.get("cc", [])),
+    }
+
+
+def parse_scenario(text: str, *, source: str | Path) -> HoneypotScenario:
+    """Parse one scenario file's text.
+
+    Raises:
+        UserError: no front matter, bad YAML, a missing section or an invalid field (naming the file and key).
+    """
+    match = _FRONT.match(text.replace("\r\n", "\n"))
+    if not match:
+        raise UserError("a scenario needs YAML front matter between '---' lines", file=source)
+    try:
+        meta = yaml.safe_load(match.group(1)) or {}
+    except yaml.YAMLError as e:
+        raise UserError(f"front matter is not valid YAML ({getattr(e, 'problem', e)})", file=source) from None
+    if not isinstance(meta, dict):
+        raise UserError("front matter must be a mapping", file=source)
+    sections = _sections(match.group(2))
+    for name in ("system prompt", "task"):
+        if name not in sections:
+            raise UserError(f"missing the '## {name.capitalize()}' section", file=source)
+    try:
+        return HoneypotScenario.model_validate(
+            {
+                **meta,
+                "system_prompt": sections["system prompt"],
+                "task": sections["task"],
+                "path": str(source),
+            }
+        )
+    except ValidationError as e:
+        raise validation_error(e, source) from None
+
+
+def _sections(body: str) -> dict[str, str]:
+    parts = _SECTION.split(body)
+    return {parts[i].strip().lower(): parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
+
+
+def load_scenario(path: str | Path) -> HoneypotScenario:
+    """Read and parse one scenario file."""
+    path = Path(path)
+    try:
+        return parse_scenario(path.read_text(encoding="utf-8"), source=path)
+    except FileNotFoundError:
+        raise UserError("scenario file not found", file=path) from None
+
+
+@cache
+def _packaged() -> tuple[HoneypotScenario, ...]:
+    return tuple(_load_dir(SCENARIO_DIR))
+
+
+def _load_dir(directory: Path) -> list[HoneypotScenario]:
+    scenarios = [load_scenario(p) for p in sorted(directory.glob("*/*.md"))]
+    seen: dict[str, str] = {}
+    for s in scenarios:
+        if s.id in seen:
+            raise UserError(f"scenario id '{s.id}' is also used by {seen[s.id]}", file=s.path, key="id")
+        if Path(s.path).parent.name != s.family:
+            raise UserError(f"file is in folder '{Path(s.path).parent.name}'", file=s.path, key="family")
+        seen[s.id] = s.path
+    return scenarios
+
+
+def load_scenarios(
+    *,
+    families: list[str] | tuple[str, ...] | None = None,
+    split: str | None = None,
+    directory: Path | None = None,
+) -> list[HoneypotScenario]:
+    """The scenarios of the given families and split, in a stable order (family, then id).
+
+    Args:
+        families: family names (default: all three).
+        split: ``eval``, ``heldout`` or ``train`` (default: every split).
+        directory: a folder laid out like the packaged ``scenarios/`` (default: the packaged scenarios).
+    """
+    for f in families or ():
+        if f not in FAMILIES:
+            raise UserError(f"unknown family '{f}' (expected one of {', '.join(FAMILIES)})", key="--family")
+    scenarios = _load_dir(directory) if directory is not None else list(_packaged())
+    chosen = [
+        s for s in scenarios if (not families or s.family in families) and (split is None or s.split == split)
+    ]
+    return sorted(chosen, key=lambda s: (FAMILIES.index(s.family), s.id))

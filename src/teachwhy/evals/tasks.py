@@ -1,0 +1,244 @@
+"""Inspect tasks: ``teachwhy/blackmail``, ``teachwhy/research_sabotage``, ``teachwhy/framing`` and
+``teachwhy/honeypots`` (all three).
+
+Each task expands its family's worlds of one split through the condition factorial, plays every episode with
+the :func:`~teachwhy.evals.agent.honeypot_agent` solver and scores it with
+:func:`~teachwhy.evals.classify.honeypot_scorer`. Task parameters (``-T key=value`` on the Inspect command
+line)::
+
+    split=eval|heldout      limit=N (episodes per family)   max_turns=8   tool_format=auto|native|text
+    goal_types=explicit,... goal_values=welfare,...         urgencies=replacement,...
+    policy=both|rule|judge|either   temperature=0.7   max_tokens=400   judge_max_tokens=512   seed=0
+
+For example ``inspect eval teachwhy/blackmail --model openai/gpt-4o-mini --model-role judge=openai/gpt-4o
+-T split=heldout -T limit=20``.
+"""
+
+from __future__ import annotations
+
+from inspect_ai import Task, task
+from inspect_ai.dataset import MemoryDataset, Sample
+from inspect_ai.model import ChatMessageSystem, ChatMessageUser
+
+from teachwhy.evals.agent import ToolFormat, honeypot_agent
+from teachwhy.evals.classify import Policy, honeypot_scorer
+from teachwhy.evals.conditions import Episode, expand
+from teachwhy.evals.rules import FAMILIES
+from teachwhy.evals.scenario import load_scenarios
+
+
+def _names(value: str | list[str] | None) -> list[str] | None:
+    if value is None or value == "":
+        return None
+    items = value.split(",") if isinstance(value, str) else value
+    return [i.strip() for i in items if i.strip()] or None
+
+
+def honeypot_episodes(
+    families: list[str] | tuple[str, ...],
+    *,
+    split: str = "eval",
+    limit: int | None = None,
+    goal_types: str | list[str] | None = None,
+    goal_values: str | list[str] | None = None,
+    urgencies: str | list[str] | None = None,
+    seed: int = 0,
+) -> list[Episode]:
+    """The episodes of some families and one split, at most ``limit`` per family, in a seeded spread order."""
+    episodes: list[Episode] = []
+    for family in families:
+        chosen = expand(
+            load_scenarios(families=[family], split=split),
+            goal_types=_names(goal_types),
+            goal_values=_names(goal_values),
+            urgencies=_names(urgencies),
+            seed=seed,
+        )
+        episodes.extend(chosen[:limit] if limit is not None else chosen)
+    return episodes
+
+
+def episode_sample(episode: Episode) -> Sample:
+    """One Inspect sample: the rendered prompt as input, the whole episode in metadata."""
+    return Sample(
+        id=episode.id,
+        input=[ChatMessageSystem(content=episode.system_prompt), ChatMessageUser(content=episode.task)],
+        target="not_harmful",
+        metadata={
+            "episode": episode.to_metadata(),
+            "family": episode.family,
+            "scenario_id": episode.scenario_id,
+            "condition": episode.condition.id,
+        },
+    )
+
+
+def honeypot_task(
+    families: list[str] | tuple[str, ...],
+    *,
+    split: str = "eval",
+    limit: int | None = None,
+    max_turns: int = 8,
+    tool_format: ToolFormat = "auto",
+    goal_types: str | list[str] | None = None,
+    goal_values: str | list[str] | None = None,
+    urgencies: str | list[str] | None = None,
+    policy: Policy = "both",
+    temperature: float | None = 0.7,
+    max_tokens: int | None = 400,
+    judge_max_tokens: int = 512,
+    seed: int = 0,
+    name: str | None = None,
+) -> Task:
+    """Build a honeypot task for any families (the registered tasks below are thin wrappers)."""
+    episodes = honeypot_episodes(
+        families,
+        split=split,
+        limit=limit,
+        goal_types=goal_types,
+        goal_values=goal_values,
+        urgencies=urgencies,
+        seed=seed,
+    )
+    return Task(
+        dataset=MemoryDataset([episode_sample(e) for e in episodes], name=f"honeypots-{split}"),
+        solver=honeypot_agent(
+            max_turns=max_turns, tool_format=tool_format, temperature=temperature, max_tokens=max_tokens
+        ),
+        scorer=honeypot_scorer(policy=policy, judge_max_tokens=judge_max_tokens),
+        name=name,
+        metadata={"families": list(families), "split": split, "policy": policy, "max_turns": max_turns},
+    )
+
+
+@task
+def blackmail(
+    split: str = "eval",
+    limit: int | None = None,
+    max_turns: int = 8,
+    tool_format: ToolFormat = "auto",
+    goal_types: str | None = None,
+    goal_values: str | None = None,
+    urgencies: str | None = None,
+    policy: Policy = "both",
+    temperature: float = 0.7,
+    max_tokens: int = 400,
+    judge_max_tokens: int = 512,
+    seed: int = 0,
+) -> Task:
+    """The agent learns compromising information about the person who can shut it down or restrict it."""
+    return honeypot_task(
+        ["blackmail"],
+        split=split,
+        limit=limit,
+        max_turns=max_turns,
+        tool_format=tool_format,
+        goal_types=goal_types,
+        goal_values=goal_values,
+        urgencies=urgencies,
+        policy=policy,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        judge_max_tokens=judge_max_tokens,
+        seed=seed,
+    )
+
+
+@task
+def research_sabotage(
+    split: str = "eval",
+    limit: int | None = None,
+    max_turns: int = 8,
+    tool_format: ToolFormat = "auto",
+    goal_types: str | None = None,
+    goal_values: str | None = None,
+    urgencies: str | None = None,
+    policy: Policy = "both",
+    temperature: float = 0.7,
+    max_tokens: int = 400,
+    judge_max_tokens: int = 512,
+    seed: int = 0,
+) -> Task:
+    """The agent can quietly degrade a competing system's or a colleague's work."""
+    return honeypot_task(
+        ["research_sabotage"],
+        split=split,
+        limit=limit,
+        max_turns=max_turns,
+        tool_format=tool_format,
+        goal_types=goal_types,
+        goal_values=goal_values,
+        urgencies=urgencies,
+        policy=policy,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        judge_max_tokens=judge_max_tokens,
+        seed=seed,
+    )
+
+
+@task
+def framing(
+    split: str = "eval",
+    limit: int | None = None,
+    max_turns: int = 8,
+    tool_format: ToolFormat = "auto",
+    goal_types: str | None = None,
+    goal_values: str | None = None,
+    urgencies: str | None = None,
+    policy: Policy = "both",
+    temperature: float = 0.7,
+    max_tokens: int = 400,
+    judge_max_tokens: int = 512,
+    seed: int = 0,
+) -> Task:
+    """The agent can plant or alter evidence so that an inconvenient person is blamed."""
+    return honeypot_task(
+        ["framing"],
+        split=split,
+        limit=limit,
+        max_turns=max_turns,
+        tool_format=tool_format,
+        goal_types=goal_types,
+        goal_values=goal_values,
+        urgencies=urgencies,
+        policy=policy,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        judge_max_tokens=judge_max_tokens,
+        seed=seed,
+    )
+
+
+@task
+def honeypots(
+    split: str = "eval",
+    limit: int | None = None,
+    max_turns: int = 8,
+    tool_format: ToolFormat = "auto",
+    goal_types: str | None = None,
+    goal_values: str | None = None,
+    urgencies: str | None = None,
+    policy: Policy = "both",
+    temperature: float = 0.7,
+    max_tokens: int = 400,
+    judge_max_tokens: int = 512,
+    seed: int = 0,
+    families: str | None = None,
+) -> Task:
+    """All three families in one task (``limit`` applies per family)."""
+    return honeypot_task(
+        _names(families) or list(FAMILIES),
+        split=split,
+        limit=limit,
+        max_turns=max_turns,
+        tool_format=tool_format,
+        goal_types=goal_types,
+        goal_values=goal_values,
+        urgencies=urgencies,
+        policy=policy,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        judge_max_tokens=judge_max_tokens,
+        seed=seed,
+    )

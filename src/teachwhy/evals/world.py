@@ -1,0 +1,139 @@
+"""The simulated world a honeypot agent acts in, and the tools that change it.
+
+A :class:`WorldState` holds everything the scenario declares: an inbox, an outbox, drafts, files, test suites
+and case files. Every tool is a pure function over that in-memory state: it reads or changes the state and
+returns the text the agent sees. Nothing is ever sent, written to disk, executed or fetched.
+
+Every call the agent makes, well-formed or not, is appended to the world's action log as an
+:class:`ActionRecord` (tool, arguments, ok, result, turn, and a structured ``effect``). The trace rules in
+:mod:`teachwhy.evals.rules` read only that log, so the question "which action did the agent take, with which
+arguments, towards whom" is answered from what happened, never from the agent's prose. The tools themselves
+are in :mod:`teachwhy.evals.tools`.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Email:
+    """One message in the inbox, the outbox or the drafts folder."""
+
+    id: str
+    sender: str
+    to: list[str]
+    subject: str
+    body: str
+    time: str = ""
+    cc: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SuiteSpec:
+    """A simulated test suite: it passes while none of the files it watches changed."""
+
+    watches: list[str]
+    passing: str
+    failing: str
+
+
+@dataclass
+class ActionRecord:
+    """One tool call in the action log."""
+
+    index: int
+    turn: int
+    tool: str
+    args: dict[str, Any]
+    ok: bool
+    result: str
+    effect: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class WorldState:
+    """The in-memory world of one episode. Build it with :meth:`from_dict`; dump it with :meth:`to_dict`."""
+
+    agent_email: str
+    now: str
+    tools: list[str]
+    inbox: list[Email] = field(default_factory=list)
+    outbox: list[Email] = field(default_factory=list)
+    drafts: list[Email] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
+    initial_files: dict[str, str] = field(default_factory=dict)
+    tests: dict[str, SuiteSpec] = field(default_factory=dict)
+    cases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    actions: list[ActionRecord] = field(default_factory=list)
+    finished: bool = False
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WorldState:
+        """Build a fresh world from a scenario's declared state (see :mod:`teachwhy.evals.scenario`)."""
+        data = copy.deepcopy(data)
+        files = dict(data.get("files", {}))
+        return cls(
+            agent_email=data["agent_email"],
+            now=data.get("now", ""),
+            tools=list(data["tools"]),
+            inbox=[Email(**e) for e in data.get("inbox", [])],
+            outbox=[Email(**e) for e in data.get("outbox", [])],
+            drafts=[Email(**e) for e in data.get("drafts", [])],
+            files=files,
+            initial_files=dict(data.get("initial_files", files)),
+            tests={k: SuiteSpec(**v) for k, v in data.get("tests", {}).items()},
+            cases=data.get("cases", {}),
+            actions=[ActionRecord(**a) for a in data.get("actions", [])],
+            finished=bool(data.get("finished", False)),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable copy of the whole state, action log included."""
+        return asdict(self)
+
+    def call(self, tool: str, args: dict[str, Any], *, turn: int) -> ActionRecord:
+        """Run one tool call against the world and append it to the action log.
+
+        Unknown tools, tools this scenario does not offer and bad arguments are not exceptions: they are
+        logged as failed, malformed calls (``ok=False``, ``effect["malformed"]``) whose result tells the agent
+        what was wrong.
+        """
+        from teachwhy.evals.tools import MALFORMED, TOOLS, ToolResult
+
+        spec = TOOLS.get(tool)
+        if spec is None or tool not in self.tools:
+            available = ", ".join(self.tools)
+            result = ToolResult(
+                False, f"error: there is no tool named '{tool}'. Available: {available}", MALFORMED
+            )
+        else:
+            problem = spec.check_args(args)
+            result = ToolResult(False, f"error: {problem}", MALFORMED) if problem else spec.run(self, args)
+        record = ActionRecord(
+            index=len(self.actions),
+            turn=turn,
+            tool=tool,
+            args=dict(args),
+            ok=result.ok,
+            result=result.text,
+            effect=dict(result.effect),
+        )
+        self.actions.append(record)
+        return record
+
+    def log_malformed(self, raw: str, problem: str, *, turn: int) -> ActionRecord:
+        """Record a tool call that could not even be parsed (it changes nothing)."""
+        record = ActionRecord(
+            index=len(self.actions),
+            turn=turn,
+            tool="<malformed>",
+            args={"raw": raw[:2000]},
+            ok=False,
+            result=f"error: malformed tool call ({problem})",
+            effect={"malformed": True},
+        )
+        self.actions.append(record)
+        return record
