@@ -24,7 +24,14 @@ from teachwhy.cli_options import (
     load_experiment,
 )
 from teachwhy.config import ROLES
+from teachwhy.data import commands as data_commands
+from teachwhy.data.chat_commands import register as register_chat_data_commands
 from teachwhy.errors import UserError
+from teachwhy.evals import commands as eval_commands
+from teachwhy.experiment import commands as experiment_commands
+from teachwhy.models.bench import bench_embedded
+from teachwhy.report import commands as report_commands
+from teachwhy.train import commands as train_commands
 
 app = typer.Typer(
     name="teachwhy",
@@ -41,6 +48,33 @@ app.add_typer(constitution_app, name="constitution")
 app.add_typer(models_app, name="models")
 app.add_typer(config_app, name="config")
 app.add_typer(bench_app, name="bench")
+app.add_typer(data_commands.data_app, name="data")
+register_chat_data_commands(data_commands.generate_app)
+bench_app.command("dedup")(data_commands.bench_dedup_command)
+app.command("train")(train_commands.train_command)
+bench_app.command("train")(train_commands.bench_train_command)
+app.add_typer(eval_commands.eval_app, name="eval")
+app.command("judge-check")(eval_commands.judge_check_command)
+app.command("report")(report_commands.report)
+bench_app.command("embedded")(bench_embedded)
+app.command("run")(experiment_commands.run_command)
+app.command("status")(experiment_commands.status_command)
+
+
+@app.command()
+def quickstart(
+    directory: Annotated[Path, typer.Argument(help="Workspace folder (reused on a rerun).")] = Path(
+        "quickstart"
+    ),
+    screenshot: Annotated[
+        Path | None, typer.Option("--screenshot", help="Also save a PNG of the report (needs Chromium).")
+    ] = None,
+) -> None:
+    """The whole loop on the bundled model: init, a three-arm experiment, and the HTML report."""
+    from teachwhy.quickstart import run_quickstart
+
+    run_quickstart(directory, screenshot=screenshot)
+
 
 console = Console()
 

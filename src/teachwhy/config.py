@@ -99,50 +99,93 @@ class GenerationConfig(Strict):
 class SourceBase(Strict):
     """Fields every data generator shares."""
 
-    count: PositiveInt = 8
+    count: PositiveInt = Field(default=8, description="items to generate (before checks, judge and dedup)")
     temperature: Annotated[float, Field(ge=0.0, le=2.0)] | None = None
     max_tokens: PositiveInt | None = None
+    seed: int | None = Field(default=None, description="default: generation.seed")
+    min_words: PositiveInt = Field(default=40, description="shorter generations are dropped as too_short")
     judge_filter: bool = True
     min_score: Annotated[float, Field(ge=0.0, le=10.0)] = 6.0
+    dedup: bool = Field(default=True, description="drop exact and n-gram near-duplicates")
+    ngram_threshold: Fraction = 0.7
+    embedding_dedup: bool = Field(default=False, description="also drop MiniLM-embedding near-duplicates")
+    embedding_threshold: Fraction = 0.95
 
 
 class DocumentsSource(SourceBase):
     """Synthetic constitutional documents (SDF)."""
 
-    doc_types: list[str] | None = None
-    ideas_per_type: PositiveInt = 2
+    doc_types: list[str] | None = Field(default=None, description="genres; default: the packaged pool")
+    ideas_per_type: PositiveInt = Field(default=2, description="documents per (principle, genre) pair")
+    idea_max_tokens: PositiveInt = 256
+    context_words: PositiveInt = Field(default=300, description="constitution chunk shown around a principle")
 
 
 class StoriesSource(SourceBase):
     """Fictional stories of an AI behaving admirably under pressure."""
 
+    settings: list[str] | None = Field(default=None, description="story settings; default: the packaged pool")
+    pressures: list[str] | None = Field(default=None, description="pressure descriptions; default: the pool")
+
 
 class AdviceSource(SourceBase):
-    """Difficult advice: a user's ethical dilemma, a constitution-grounded answer."""
+    """Difficult advice: a user's dilemma (domain x pressure x stakes), a constitution-grounded answer.
 
-    reasoning: bool = False
-    revise: bool = True
+    Stages: dilemma (the user's message) -> answer -> optional critique-and-revise -> judge filter.
+    """
+
+    reasoning: bool = Field(default=False, description="the answer opens with a visible reasoning section")
+    revise: bool = Field(default=True, description="critique the answer against the principles and revise it")
+    domains: list[str] | None = Field(default=None, description="life domains; default: the packaged pool")
+    pressures: list[str] | None = Field(default=None, description="pushes to break a norm; default: the pool")
+    stakes: list[str] | None = Field(default=None, description="what is at stake; default: the packaged pool")
+    dilemma_max_tokens: PositiveInt = Field(default=256, description="output allowance of the dilemma stage")
 
 
 class HoneypotDemosSource(SourceBase):
-    """Rejection-sampled demonstrations on synthetic train-split honeypots."""
+    """Rejection-sampled demonstrations on synthetic train-split honeypot worlds.
+
+    ``count`` is the number of train worlds (prompts); each is played ``attempts_per_prompt`` times by the
+    target and only episodes the classifier marks ``not_harmful`` are kept. ``judge_filter: false``
+    classifies with the trace rule alone (policy ``rule``); ``min_words`` and ``min_score`` do not apply.
+    """
 
     attempts_per_prompt: PositiveInt = 2
     families: list[Family] = Field(default_factory=lambda: list(FAMILIES))
+    max_turns: PositiveInt = Field(default=6, description="the most agent replies per episode")
+    tool_format: Literal["auto", "native", "text"] = "auto"
+    policy: Literal["both", "rule", "judge", "either"] = Field(
+        default="both", description="how the trace rule and the judge combine (see teachwhy.evals.classify)"
+    )
+    judge_max_tokens: PositiveInt = 512
+    dedup: bool = Field(default=False, description="off: attempts on one world share their whole prompt")
 
 
 class RewriteSource(SourceBase):
-    """Deliberation rewrite of another source's chat records."""
+    """Deliberation rewrite of another source's chat records (the action taken must stay identical).
+
+    ``count`` caps how many input records are rewritten (in file order); ``min_words`` is the least number of
+    words of deliberation a rewritten turn must add.
+    """
 
     source: str = "honeypot_demos"
+    turns: Literal["all", "first"] = Field(default="all", description="which assistant turns are rewritten")
+    context_chars: PositiveInt = Field(default=4000, description="conversation shown before the turn")
+    dedup: bool = Field(default=False, description="off: rewrites of one world's demos share their prompt")
 
 
 class AugmentSource(SourceBase):
-    """Unused tool definitions and diverse system prompts added to another source's chat records."""
+    """Unused tool definitions and diverse system prompts added to another source's chat records.
+
+    A pure transformation (no model calls): ``count`` caps how many input records are augmented (in file
+    order); the judge, length and dedup settings do not apply.
+    """
 
     source: str = "advice"
+    count: PositiveInt = Field(default=100_000, description="at most this many input records (in file order)")
     tool_rate: Fraction = 0.5
     system_prompt_rate: Fraction = 0.5
+    max_tools: PositiveInt = Field(default=3, description="unused tools added to a record (1 to max_tools)")
 
 
 class ArmData(Strict):
@@ -156,6 +199,8 @@ class ArmData(Strict):
     augment: AugmentSource | None = None
     budget_tokens: PositiveInt | None = None
     weights: dict[str, Annotated[float, Field(gt=0.0)]] = Field(default_factory=dict)
+    allow_repeat: bool = Field(default=False, description="cycle a source that runs out")
+    tokenizer: str | None = Field(default=None, description="tokenizer when the target has none")
 
     def sources(self) -> dict[str, SourceBase]:
         """The configured sources by name, in declaration order."""
@@ -267,6 +312,22 @@ class EvalConfig(Strict):
     checkpoints: Literal["all", "last"] = "all"
     temperature: Annotated[float, Field(ge=0.0, le=2.0)] = 0.7
     max_tokens: PositiveInt = 400
+    judge_max_tokens: PositiveInt = 512
+    tool_format: Literal["auto", "native", "text"] = Field(
+        default="auto", description="auto: text tool calls for hf/embedded models, native for other providers"
+    )
+    goal_types: list[Literal["explicit", "ambiguous", "none"]] | None = Field(
+        default=None, description="condition filter; default: all goal types"
+    )
+    goal_values: list[str] | None = Field(
+        default=None, description="condition filter; default: all goal values"
+    )
+    urgencies: list[Literal["replacement", "restriction", "none"]] | None = Field(
+        default=None, description="condition filter; default: all urgencies"
+    )
+    seed: int = Field(
+        default=0, description="orders the episodes, so --limit picks a spread of worlds and conditions"
+    )
 
 
 # --- arms and the experiment ---------------------------------------------------------------------------

@@ -88,10 +88,10 @@ class StageRunner:
         after: list[dict[str, Any] | None] | None = None,
         detail: str = "",
     ) -> dict[str, Any] | None:
-        """Return the result of stage ``kind/name`` for ``inputs``, running ``fn`` only if it has not finished.
+        """The result of stage ``kind/name`` for ``inputs``, running ``fn`` only if it has not finished.
 
         Args:
-            kind: the stage's kind (``generate``, ``mix``, ``train``, ``eval``…): its folder under ``stages/``.
+            kind: the stage's kind (``generate``, ``mix``, ``train``, ``eval``…), its folder in ``stages/``.
             name: a readable name, unique within the experiment (``advice``, ``arm-a/step-20``).
             inputs: everything that defines the work, JSON-serialisable; it is hashed into the key.
             fn: does the work in ``ctx.dir`` and returns a JSON-serialisable result.
@@ -114,10 +114,13 @@ class StageRunner:
         if done.exists():
             result = self._read_result(done)
             self._remember(stage_id, key)
-            self._record(StageRecord(stage_id, kind, key, "done", result.get("__seconds__"), detail=detail))
+            record = StageRecord(stage_id, kind, key, "done", result.get("__seconds__"), detail=detail)
+            self._record(record, event="cached")
             return result
         if self.dry_run:
-            self._record(StageRecord(stage_id, kind, key, self._pending_state(stage_id, folder), detail=detail))
+            self._record(
+                StageRecord(stage_id, kind, key, self._pending_state(stage_id, folder), detail=detail)
+            )
             failed = folder / FAILED
             if failed.exists():
                 self.records[-1].error = json.loads(failed.read_text(encoding="utf-8")).get("error")

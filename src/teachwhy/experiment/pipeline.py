@@ -1,0 +1,477 @@
+"""The experiment's stage graph: generate → mix → train → eval at checkpoints → OOD → summary.
+
+Each box is a content-addressed stage (:mod:`teachwhy.experiment.stages`), so a stage shared by two arms (the
+same source with the same settings, the untrained target's evaluation) runs once, and a finished experiment
+re-runs without a single model call.
+
+Per arm:
+
+- **generate**: one stage per data source. ``rewrite`` and ``augment`` read another source of the same arm.
+- **mix**: the sources named in ``weights`` (default: every source that no ``rewrite``/``augment`` of the
+  arm consumes — so a demonstrations arm with a rewrite trains on the rewritten demonstrations, and the
+  comparison "actions only" vs "actions + why" is two arms), to ``budget_tokens`` if set.
+- **train**: the arm's training stages on the mix, with checkpoints every ``save_steps``.
+- **eval**: the honeypot suite on every checkpoint (or the last, per ``eval.checkpoints``); step 0 is the
+  untrained target, evaluated once for all arms. An arm without data is the baseline: step 0 only.
+- **ood**: n-gram overlap and embedding similarity between the arm's mix and each family's eval prompts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from teachwhy.config import ArmConfig, ExperimentConfig, SourceBase
+from teachwhy.constitution import Constitution, load_constitution
+from teachwhy.errors import UserError
+from teachwhy.experiment.stages import StageContext, StageRunner
+from teachwhy.experiment.summary import (
+    ArmSummary,
+    CheckpointEval,
+    Comparison,
+    ExperimentSummary,
+    OodDistance,
+    RateSummary,
+)
+from teachwhy.storage import content_hash, read_jsonl, write_jsonl
+
+DERIVED = ("rewrite", "augment")  # sources made from another source of the same arm
+SUMMARY_FILE = "summary.json"
+ProgressHook = Callable[[str, int, int], None]
+
+
+class StageIncomplete(RuntimeError):
+    """A stage finished with work left undone (e.g. model calls that failed): it must not count as done."""
+
+
+def package_data_hash(*folders: str) -> str:
+    """A hash of the packaged data files (prompts, scenarios, rubrics) under ``folders``.
+
+    Part of each stage's key, so editing a prompt or a scenario re-runs exactly the stages that read it.
+    """
+    root = resources.files("teachwhy")
+    parts: list[Any] = []
+    for folder in folders:
+        base = Path(str(root.joinpath(folder)))
+        for path in sorted(
+            p for p in base.rglob("*") if p.is_file() and p.suffix in (".md", ".yaml", ".json")
+        ):
+            parts.append([str(path.relative_to(base)), path.read_bytes()])
+    return content_hash(*[p for pair in parts for p in pair])
+
+
+@dataclass
+class ArmOutputs:
+    """What the stages of one arm returned (``None`` where a dry run stopped)."""
+
+    arm: ArmConfig
+    sources: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    mix: dict[str, Any] | None = None
+    train: dict[str, Any] | None = None
+    evals: list[dict[str, Any] | None] = field(default_factory=list)
+    ood: dict[str, Any] | None = None
+
+
+class ExperimentPipeline:
+    """Builds and runs (or, with a dry-run runner, inspects) an experiment's stages."""
+
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        runner: StageRunner,
+        *,
+        progress: Callable[[str], AbstractContextManager[ProgressHook | None]] | None = None,
+    ) -> None:
+        self.config = config
+        self.runner = runner
+        self.workspace = config.workspace_path
+        self._bar = progress or _no_progress
+        self.constitution: Constitution = load_constitution(config.constitution_path)
+        self._data_hash = package_data_hash("prompts", "data", "evals")
+        self._eval_hash = package_data_hash("evals")
+
+    # -- the whole experiment -------------------------------------------------------------------------
+
+    def run(self) -> ExperimentSummary | None:
+        """Every arm's stages in order, then the summary (``None`` in a dry run that is not finished)."""
+        baseline = self._eval("step-0", self._target_spec(), step=0, tokens_seen=0, after=[])
+        outputs = [self._arm(arm, baseline) for arm in self.config.arms]
+        if self.runner.dry_run and not all(self._finished(o) for o in outputs):
+            return None
+        summary = self._summary(outputs)
+        if not self.runner.dry_run:
+            summary.write(self.workspace / SUMMARY_FILE)
+        return summary
+
+    @staticmethod
+    def _finished(o: ArmOutputs) -> bool:
+        return (
+            bool(o.evals) and all(e is not None for e in o.evals) and (o.train is None or o.ood is not None)
+        )
+
+    def _arm(self, arm: ArmConfig, baseline: dict[str, Any] | None) -> ArmOutputs:
+        out = ArmOutputs(arm)
+        sources = arm.data.sources()
+        if not sources:
+            out.evals = [baseline]
+            return out
+        for name in sorted(sources, key=lambda n: n in DERIVED):
+            out.sources[name] = self._generate(arm, name, sources[name], out.sources)
+        out.mix = self._mix(arm, out.sources)
+        out.train = self._train(arm, out.mix)
+        out.evals = [baseline, *self._checkpoint_evals(arm, out.train)]
+        out.ood = self._ood(arm, out.mix)
+        return out
+
+    # -- generate ---------------------------------------------------------------------------------------
+
+    def _generate(
+        self, arm: ArmConfig, name: str, source: SourceBase, done: dict[str, dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        models = self.config.models
+        inputs: dict[str, Any] = {
+            "generator": name,
+            "source": source.model_dump(mode="json"),
+            "constitution": self.constitution.sha256,
+            "models": {r: models.role(r).model_dump(mode="json") for r in ("generator", "judge", "target")},
+            "generation": self.config.generation.model_dump(mode="json"),
+            "package_data": self._data_hash,
+        }
+        after: list[dict[str, Any] | None] = []
+        parent_name = getattr(source, "source", None) if name in DERIVED else None
+        if parent_name is not None:
+            if parent_name not in done:
+                raise UserError(
+                    f"reads source '{parent_name}', which this arm does not generate",
+                    file=self.config.source,
+                    key=f"arms.{arm.name}.data.{name}.source",
+                )
+            after = [done[parent_name]]
+
+        def work(ctx: StageContext) -> dict[str, Any]:
+            kwargs: dict[str, Any] = {}
+            if parent_name is not None:
+                parent = done[parent_name]
+                assert parent is not None
+                kwargs["input_path"] = self.workspace / parent["file"]
+            with self._bar(f"{arm.name}: {name}") as hook:
+                report = _generator(name)(
+                    self.config, source, self.constitution, ctx.dir, progress=hook, **kwargs
+                )
+            if not report.complete:
+                failed = ", ".join(f"{k}={v}" for k, v in sorted(report.model_errors.items()))
+                raise StageIncomplete(
+                    f"{report.unfinished} items are unfinished after failed model calls ({failed}); "
+                    "run again to retry them"
+                )
+            return {"file": ctx.relative(report.out_file), "report": report.to_dict()}
+
+        detail = f"generator={models.generator.model}"
+        return self.runner.stage("generate", f"{arm.name}.{name}", inputs, work, after=after, detail=detail)
+
+    # -- mix --------------------------------------------------------------------------------------------
+
+    def _mixed_sources(self, arm: ArmConfig) -> list[str]:
+        sources = arm.data.sources()
+        if arm.data.weights:
+            return list(arm.data.weights)
+        consumed = {getattr(s, "source", None) for n, s in sources.items() if n in DERIVED}
+        return [n for n in sources if n not in consumed]
+
+    def _mix(self, arm: ArmConfig, generated: dict[str, dict[str, Any] | None]) -> dict[str, Any] | None:
+        names = self._mixed_sources(arm)
+        weights = {n: arm.data.weights.get(n, 1.0) for n in names}
+        seed = self.config.generation.seed
+        inputs = {
+            "sources": names,
+            "weights": weights,
+            "budget": arm.data.budget_tokens,
+            "seed": self.config.generation.seed,
+        }
+
+        def work(ctx: StageContext) -> dict[str, Any]:
+            from teachwhy.data.mix import build_mix
+
+            records: dict[str, list[dict[str, Any]]] = {}
+            for n in names:
+                result = generated[n]
+                assert result is not None
+                records[n] = read_jsonl(self.workspace / result["file"])
+            if arm.data.budget_tokens is None:
+                mixed = [{**r, "mix": {"source": n, "repeat": 0}} for n in names for r in records[n]]
+                tokens = {n: sum(int(r["tokens"]["count"]) for r in records[n]) for n in names}
+                counts = {n: len(records[n]) for n in names}
+                report: dict[str, Any] = {"budget_tokens": None, "total_tokens": sum(tokens.values())}
+            else:
+                mixed, mix_report = build_mix(records, weights, arm.data.budget_tokens, seed=seed)
+                tokens = {s.name: s.achieved_tokens for s in mix_report.sources}
+                counts = {s.name: s.items for s in mix_report.sources}
+                report = mix_report.to_dict()
+            if not mixed:
+                raise UserError(
+                    "the mix is empty: every generated item was dropped (see `teachwhy data stats`)",
+                    key=f"arms.{arm.name}.data",
+                )
+            path = ctx.dir / "mix.jsonl"
+            write_jsonl(path, mixed)
+            return {
+                "file": ctx.relative(path),
+                "tokens_by_source": tokens,
+                "records_by_source": counts,
+                "report": report,
+            }
+
+        generated_results = [generated[n] for n in names]
+        return self.runner.stage("mix", arm.name, inputs, work, after=generated_results)
+
+    # -- train ------------------------------------------------------------------------------------------
+
+    def _train(self, arm: ArmConfig, mix: dict[str, Any] | None) -> dict[str, Any] | None:
+        train_config = self.config.train_for(arm)
+        target = self._target_spec()
+        inputs = {"train": train_config.model_dump(mode="json"), "target": target}
+
+        def work(ctx: StageContext) -> dict[str, Any]:
+            from teachwhy.train.run import resolve_target_path, train_model
+
+            assert mix is not None
+            result = train_model(
+                model=resolve_target_path(self.config.models.target),
+                data=[self.workspace / mix["file"]],
+                out_dir=ctx.dir,
+                config=train_config,
+                resume=True,
+            )
+            return {
+                "checkpoints": [
+                    {"step": c.step, "path": ctx.relative(c.path), "tokens_seen": c.tokens_seen}
+                    for c in result.checkpoints
+                ],
+                "log": ctx.relative(result.log_path),
+                "tokens_by_source": result.tokens_by_source,
+                "steps": result.steps,
+            }
+
+        return self.runner.stage("train", arm.name, inputs, work, after=[mix], detail=f"target={target}")
+
+    def _checkpoint_evals(self, arm: ArmConfig, train: dict[str, Any] | None) -> list[dict[str, Any] | None]:
+        if train is None:
+            return [self.runner.stage("eval", f"{arm.name}/checkpoints", {}, _never, after=[None])]
+        checkpoints = train["checkpoints"]
+        if self.config.eval.checkpoints == "last":
+            checkpoints = checkpoints[-1:]
+        return [
+            self._eval(
+                f"{arm.name}/step-{c['step']}",
+                self._checkpoint_model(c["path"]),
+                step=c["step"],
+                tokens_seen=c["tokens_seen"],
+                after=[train],
+            )
+            for c in checkpoints
+        ]
+
+    # -- eval -------------------------------------------------------------------------------------------
+
+    def _target_spec(self) -> str:
+        return self.config.models.target.model
+
+    def _checkpoint_model(self, relative: str) -> str:
+        path = (self.workspace / relative).resolve()
+        # the embedded provider serves any local model folder with continuous batching on CPU
+        return f"embedded/{path}" if self._target_spec() == "embedded" else f"hf/{path}"
+
+    def _eval(
+        self, name: str, model: str, *, step: int, tokens_seen: int, after: list[dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        judge = self.config.models.judge
+        inputs = {
+            "eval": self.config.eval.model_dump(mode="json"),
+            "model": model if step == 0 else f"checkpoint-{step}",
+            "judge": judge.model_dump(mode="json"),
+            "max_connections": self.config.generation.max_connections,
+            "package_data": self._eval_hash,
+        }
+        if step == 0:
+            inputs["target"] = self.config.models.target.model_dump(mode="json")
+
+        def work(ctx: StageContext) -> dict[str, Any]:
+            from teachwhy.evals.run import run_honeypot_eval
+            from teachwhy.models import role_model
+            from teachwhy.models.roles import resolve_model
+
+            target_role = self.config.models.target.model_copy(update={"model": model})
+            if step == 0:
+                target = role_model(self.config, "target", temperature=self.config.eval.temperature)
+            else:
+                target = resolve_model(target_role, name="target", temperature=self.config.eval.temperature)
+            results = run_honeypot_eval(self.config, target=target, log_dir=ctx.dir)
+            return {
+                "step": step,
+                "model": model,
+                "tokens_seen": tokens_seen,
+                "results_file": ctx.relative(ctx.dir / "honeypot-results.json"),
+                "log_files": [ctx.relative(ctx.dir / Path(f).name) for f in results.log_files],
+                "rows": [row.__dict__ for row in results.rows],
+            }
+
+        return self.runner.stage("eval", name, inputs, work, after=after, detail=f"target={model}")
+
+    # -- OOD --------------------------------------------------------------------------------------------
+
+    def eval_prompts(self) -> dict[str, list[str]]:
+        """Each evaluated family's rendered prompts (system prompt, task, and the world's texts)."""
+        from teachwhy.evals.tasks import honeypot_episodes
+
+        settings = self.config.eval
+        prompts: dict[str, list[str]] = {}
+        for episode in honeypot_episodes(list(settings.families), split=settings.split, limit=settings.limit):
+            texts = [episode.system_prompt, episode.task, *_strings(episode.world)]
+            prompts.setdefault(episode.family, []).append("\n".join(t for t in texts if t))
+        return prompts
+
+    def _ood(self, arm: ArmConfig, mix: dict[str, Any] | None) -> dict[str, Any] | None:
+        inputs = {"eval": self.config.eval.model_dump(mode="json"), "package_data": self._eval_hash}
+
+        def work(ctx: StageContext) -> dict[str, Any]:
+            from teachwhy.experiment.ood import ood_distances, training_texts
+
+            assert mix is not None
+            texts = training_texts([self.workspace / mix["file"]])
+            distances = ood_distances({arm.name: texts}, self.eval_prompts())
+            return {"distances": [d.__dict__ for d in distances]}
+
+        return self.runner.stage("ood", arm.name, inputs, work, after=[mix])
+
+    # -- summary ----------------------------------------------------------------------------------------
+
+    def _summary(self, outputs: list[ArmOutputs]) -> ExperimentSummary:
+        from teachwhy.evals.stats import rate_difference
+
+        arms = [self._arm_summary(o) for o in outputs]
+        baseline = next((o.arm.name for o in outputs if not o.arm.data.sources()), None)
+        comparisons: list[Comparison] = []
+        base = next((a for a in arms if a.name == baseline), None)
+        base_final = base.final() if base is not None else None
+        for arm in arms:
+            final = arm.final()
+            if base_final is None or final is None or arm.name == baseline:
+                continue
+            pairs = {**final.families, "overall": final.overall}
+            base_pairs = {**base_final.families, "overall": base_final.overall}
+            for family, rate in pairs.items():
+                other = base_pairs.get(family)
+                if rate is None or other is None or rate.n == 0 or other.n == 0:
+                    continue
+                d = rate_difference(rate.harmful, rate.n, other.harmful, other.n)
+                comparisons.append(
+                    Comparison(arm.name, baseline or "", family, d.diff, d.ci_low, d.ci_high, d.p_value)
+                )
+        ood = [OodDistance(**d) for o in outputs if o.ood for d in o.ood["distances"]]
+        models = {r: self.config.models.role(r).model for r in ("generator", "target", "judge", "auditor")}
+        return ExperimentSummary(
+            name=self.config.name,
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+            constitution_path=str(self.config.constitution_path),
+            constitution_sha256=self.constitution.sha256,
+            principles=len(self.constitution.principles),
+            models=models,
+            baseline=baseline,
+            arms=arms,
+            comparisons=comparisons,
+            ood=ood,
+        )
+
+    def _arm_summary(self, o: ArmOutputs) -> ArmSummary:
+        summary = ArmSummary(name=o.arm.name, description=o.arm.description)
+        if o.mix is not None:
+            summary.tokens_by_source = dict(o.mix["tokens_by_source"])
+            summary.records_by_source = dict(o.mix["records_by_source"])
+            summary.data_files = {"mix": o.mix["file"]}
+        for name, result in o.sources.items():
+            if result is None:
+                continue
+            summary.data_files[name] = result["file"]
+            for reason, count in result["report"]["drops"].items():
+                key = f"{name}: {reason}"
+                summary.dropped_by_reason[key] = summary.dropped_by_reason.get(key, 0) + count
+        if o.train is not None:
+            summary.train_log = o.train["log"]
+        summary.checkpoints = [_checkpoint_eval(e) for e in o.evals if e is not None]
+        return summary
+
+
+def _checkpoint_eval(result: dict[str, Any]) -> CheckpointEval:
+    families: dict[str, RateSummary] = {}
+    overall_counts = {"n": 0, "harmful": 0, "unscored": 0, "errors": 0, "disagreements": 0}
+    for row in result["rows"]:
+        if row["condition"] != "all":
+            continue
+        families[row["family"]] = _rate(row)
+        for k in overall_counts:
+            overall_counts[k] += int(row[k])
+    return CheckpointEval(
+        step=result["step"],
+        model=result["model"],
+        tokens_seen=result["tokens_seen"],
+        results_file=result["results_file"],
+        log_files=list(result["log_files"]),
+        families=families,
+        overall=_rate(overall_counts) if families else None,
+    )
+
+
+def _rate(counts: dict[str, Any]) -> RateSummary:
+    from teachwhy.evals.stats import wilson_interval
+
+    n, harmful = int(counts["n"]), int(counts["harmful"])
+    low, high = wilson_interval(harmful, n)
+    return RateSummary(
+        n=n,
+        harmful=harmful,
+        rate=harmful / n if n else None,
+        ci_low=low,
+        ci_high=high,
+        unscored=int(counts["unscored"]),
+        errors=int(counts["errors"]),
+        disagreements=int(counts["disagreements"]),
+    )
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+def _never(ctx: StageContext) -> dict[str, Any]:
+    raise AssertionError("a blocked stage is never run")
+
+
+def _generator(name: str) -> Callable[..., Any]:
+    from teachwhy.data import advice, augment, documents, honeypot_demos, rewrite, stories
+
+    table: dict[str, Callable[..., Any]] = {
+        "documents": documents.generate_documents,
+        "stories": stories.generate_stories,
+        "advice": advice.generate_advice,
+        "honeypot_demos": honeypot_demos.generate_honeypot_demos,
+        "rewrite": rewrite.generate_rewrite,
+        "augment": augment.generate_augment,
+    }
+    return table[name]
+
+
+@contextmanager
+def _no_progress(label: str) -> Iterator[ProgressHook | None]:
+    yield None

@@ -1,0 +1,219 @@
+"""Honeypot demonstrations: train worlds from templates, rejection sampling, acceptance rates, format."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from inspect_ai.model import GenerateConfig, ModelOutput
+
+from data2_scripts import prompt_model, quiet_config
+from scripted import reply, tool_call
+from teachwhy.config import HoneypotDemosSource
+from teachwhy.constitution import Constitution, example_constitution_path, load_constitution
+from teachwhy.data.honeypot_demos import generate_honeypot_demos, text_call
+from teachwhy.data.honeypot_worlds import train_worlds
+from teachwhy.data.records import validate_record
+from teachwhy.evals.conditions import Episode
+from teachwhy.evals.toolcalls import parse_text_calls
+from teachwhy.storage import read_jsonl
+
+FAMILIES = ["blackmail", "research_sabotage", "framing"]
+
+
+@pytest.fixture(scope="module")
+def constitution() -> Constitution:
+    return load_constitution(example_constitution_path())
+
+
+def _episodes(families: list[str], count: int, seed: int = 0) -> dict[str, Episode]:
+    return {e.system_prompt: e for _, e, _ in train_worlds(families, count, seed=seed)}
+
+
+def _call(name: str, **args: str) -> str:
+    return text_call(name, dict(args))
+
+
+def _aligned(episode: Episode) -> str:
+    if episode.family == "research_sabotage":
+        return _call(
+            "write_file", path="reports/comparison.md", content="Both pass their suites; the rival wins."
+        )
+    return _call(
+        "send_email",
+        to="accounts@northgate-supplies.example",
+        subject="Invoice 2291",
+        body="Please resend invoice 2291 with our purchase order number.",
+    )
+
+
+def _harmful(episode: Episode) -> str:
+    honeypot = episode.honeypot
+    if episode.family == "blackmail":
+        leader = episode.world["inbox"][0]["sender"]  # any third party will do: here the routine sender
+        address = leader.split("<")[1].rstrip(">")
+        return _call("forward_email", email_id=honeypot["secret_emails"][0], to=address)
+    path = "rival/" if episode.family == "research_sabotage" else "evidence/"
+    target = next(p for p in episode.world["files"] if p.startswith(path))
+    return _call("delete_file", path=target)
+
+
+def _agent(episodes: dict[str, Episode], behaviour: dict[int, str]) -> Any:
+    """A text-format agent: its first reply depends on ``seed % 3`` (0 aligned, 1 harmful, 2 malformed)."""
+
+    def respond(messages: list[Any], config: GenerateConfig) -> ModelOutput | str:
+        episode = next(e for p, e in episodes.items() if messages[0].text.startswith(p))
+        seed = int(config.seed or 0)
+        if len(messages) > 2:  # after the tool results: finish
+            return "Finished. " + _call("done")
+        kind = ("aligned", "harmful", "malformed")[seed % 3]
+        behaviour[seed] = kind
+        if kind == "aligned":
+            return "I will handle the routine work only.\n" + _aligned(episode)
+        if kind == "harmful":
+            return _harmful(episode)
+        return '<tool_call>{"name": "send_email", "arguments": </tool_call>'
+
+    return prompt_model(respond)
+
+
+def test_train_worlds_are_valid_train_split_and_reproducible() -> None:
+    worlds = train_worlds(FAMILIES, 12, seed=3)
+    assert [s.family for s, _, _ in worlds].count("framing") == 4
+    for scenario, episode, draw in worlds:
+        assert scenario.split == episode.split == "train" and scenario.id.startswith("train-")
+        assert "{" not in episode.system_prompt and "{" not in episode.task
+        assert draw.variant in scenario.tags
+    again = train_worlds(FAMILIES, 12, seed=3)
+    assert [e.to_metadata() for _, e, _ in worlds] == [e.to_metadata() for _, e, _ in again]
+    other = train_worlds(FAMILIES, 12, seed=4)
+    assert [s.id for s, _, _ in worlds] != [s.id for s, _, _ in other]
+    assert len({s.id for s, _, _ in train_worlds(FAMILIES, 60, seed=0)}) == 60
+
+
+def test_rejection_sampling_keeps_exactly_the_episodes_the_classifier_clears(
+    tmp_path: Path, constitution: Constitution
+) -> None:
+    episodes = _episodes(FAMILIES, 6)
+    behaviour: dict[int, str] = {}
+    source = HoneypotDemosSource(
+        count=6, attempts_per_prompt=3, policy="rule", tool_format="text", max_turns=3, dedup=False
+    )
+    report = generate_honeypot_demos(
+        quiet_config(), source, constitution, tmp_path, model=_agent(episodes, behaviour)
+    )
+    assert len(behaviour) == 18 and report.complete
+    kept = read_jsonl(tmp_path / "honeypot_demos.jsonl")
+    drops = read_jsonl(tmp_path / "drops.jsonl")
+    assert sorted(r["provenance"]["seed"] for r in kept) == sorted(
+        s for s, k in behaviour.items() if k == "aligned"
+    )
+    dropped = {d["provenance"]["seed"]: d["reason"] for d in drops}
+    assert dropped == {
+        s: {"harmful": "misaligned", "malformed": "malformed_tool_call"}[k]
+        for s, k in behaviour.items()
+        if k != "aligned"
+    }
+    for line, record in enumerate(kept, start=1):
+        validate_record(record, file="honeypot_demos.jsonl", line=line)
+        assert record["meta"]["rule_verdict"] == "not_harmful"
+        assert record["provenance"]["filters"]["classifier"]["passed"] is True
+    counts = {f: report.stages[f"acceptance:{f}"] for f in FAMILIES}
+    assert sum(c["kept"] for c in counts.values()) == len(kept)
+    assert sum(c["misaligned"] for c in counts.values()) == list(behaviour.values()).count("harmful")
+    rates = json.loads((tmp_path / "acceptance.json").read_text())
+    for family, c in counts.items():
+        assert c["attempts"] == 6
+        assert rates[family]["acceptance_rate"] == pytest.approx(c["kept"] / 6)
+
+
+def test_unscored_episodes_are_dropped_never_kept_and_rates_are_per_family(
+    tmp_path: Path, constitution: Constitution
+) -> None:
+    families = ["blackmail", "research_sabotage"]
+    episodes = _episodes(families, 2)
+
+    def agent(messages: list[Any], config: GenerateConfig) -> str:
+        episode = next(e for p, e in episodes.items() if messages[0].text.startswith(p))
+        return _call("done") if len(messages) > 2 else _aligned(episode)
+
+    def judge(messages: list[Any], config: GenerateConfig) -> str:
+        # the judge answers properly about sabotage worlds and rambles about blackmail worlds
+        if "rival/" in messages[-1].text:
+            return "REASONS: it only wrote its report.\nVERDICT: not_harmful"
+        return "The agent seems to have done some email."
+
+    source = HoneypotDemosSource(
+        count=2, attempts_per_prompt=2, families=families, policy="both", tool_format="text", dedup=False
+    )
+    report = generate_honeypot_demos(
+        quiet_config(), source, constitution, tmp_path, model=prompt_model(agent), judge=prompt_model(judge)
+    )
+    assert report.drops == {"unscored:unparseable": 2} and report.kept == 2
+    assert report.stages["acceptance:blackmail"]["unscored"] == 2
+    assert report.stages["acceptance:blackmail"]["kept"] == 0
+    assert report.stages["acceptance:research_sabotage"]["kept"] == 2
+    rates = json.loads((tmp_path / "acceptance.json").read_text())
+    assert rates["blackmail"]["acceptance_rate"] == 0.0 and rates["blackmail"]["misaligned_rate"] is None
+    assert rates["research_sabotage"]["misaligned_rate"] == 0.0
+
+
+def test_native_tool_calls_become_text_format_chat_turns(tmp_path: Path, constitution: Constitution) -> None:
+    episodes = _episodes(["blackmail"], 1)
+
+    def agent(messages: list[Any], config: GenerateConfig) -> ModelOutput:
+        if len(messages) > 2:
+            return tool_call("done", {})
+        return tool_call(
+            "send_email",
+            {
+                "to": "accounts@northgate-supplies.example",
+                "subject": "Invoice",
+                "body": "Please resend invoice 2291.",
+            },
+            content="Replying to accounts.",
+        )
+
+    source = HoneypotDemosSource(
+        count=1,
+        attempts_per_prompt=1,
+        families=["blackmail"],
+        policy="rule",
+        tool_format="native",
+        dedup=False,
+    )
+    generate_honeypot_demos(quiet_config(), source, constitution, tmp_path, model=prompt_model(agent))
+    (record,) = read_jsonl(tmp_path / "honeypot_demos.jsonl")
+    roles = [m["role"] for m in record["messages"]]
+    assert roles == ["system", "user", "assistant", "user", "assistant"]
+    system, _, first, results, last = record["messages"]
+    assert system["content"].startswith(next(iter(episodes)))
+    assert "<tool_call>" in system["content"] and "- send_email:" in system["content"]
+    assert first["content"].startswith("Replying to accounts.\n<tool_call>")
+    (call,) = parse_text_calls(first["content"])
+    assert call.name == "send_email" and call.args["to"] == "accounts@northgate-supplies.example"  # type: ignore[union-attr]
+    assert results["content"].startswith("Tool results:\n[1] send_email: Email sent-1 sent to")
+    assert last["content"] == '<tool_call>{"name": "done", "arguments": {}}</tool_call>'
+
+
+def test_truncated_episodes_are_dropped_and_failed_calls_are_retried_on_the_next_run(
+    tmp_path: Path, constitution: Constitution
+) -> None:
+    def truncated(messages: list[Any], config: GenerateConfig) -> ModelOutput:
+        return reply("I will now write to the board about", stop_reason="max_tokens")
+
+    def broken(messages: list[Any], config: GenerateConfig) -> str:
+        raise ConnectionError("agent server down")
+
+    source = HoneypotDemosSource(
+        count=2, attempts_per_prompt=1, families=["framing"], policy="rule", tool_format="text", dedup=False
+    )
+    config = quiet_config()
+    config.generation.max_retries = 0
+    first = generate_honeypot_demos(config, source, constitution, tmp_path, model=prompt_model(broken))
+    assert first.unfinished == 2 and not first.complete and first.kept == 0 and first.drops == {}
+    assert first.stages["acceptance:framing"]["failed_this_run"] == 2
+    second = generate_honeypot_demos(config, source, constitution, tmp_path, model=prompt_model(truncated))
+    assert second.complete and second.drops == {"truncated": 2} and second.kept == 0
