@@ -66,11 +66,11 @@ def test_bad_config_is_one_line_naming_file_and_key_with_exit_2(tmp_path: Path) 
     assert teachwhy("init", "demo", cwd=tmp_path).returncode == 0
     config = tmp_path / "demo" / "teachwhy.yaml"
     data = yaml.safe_load(config.read_text())
-    data["arms"][1]["data"]["advice"]["count"] = 0
+    data["arms"][3]["data"]["advice"]["count"] = 0
     config.write_text(yaml.safe_dump(data))
     result = teachwhy("config", "check", "--config", "demo/teachwhy.yaml", cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr == "error: demo/teachwhy.yaml: arms[1].data.advice.count: must be > 0\n"
+    assert result.stderr == "error: demo/teachwhy.yaml: arms[3].data.advice.count: must be > 0\n"
 
 
 def test_empty_constitution_is_a_user_error(tmp_path: Path) -> None:

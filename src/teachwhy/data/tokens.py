@@ -79,13 +79,14 @@ def _context_length(name_or_path: str | Path) -> int | None:
 
 
 def _candidates(role: RoleModel) -> list[str]:
-    if "model_path" in role.args:
-        return [str(role.args["model_path"])]
+    from teachwhy.models.roles import open_weights
+
     if "tokenizer_path" in role.args:
         return [str(role.args["tokenizer_path"])]
+    weights = open_weights(role)
+    if weights is not None:
+        return [weights]
     provider, _, rest = role.model.partition("/")
-    if provider in ("hf", "vllm", "sglang"):
-        return [rest]
     if provider == "openai-api":
         _, _, model = rest.partition("/")
         return [model] if model else []

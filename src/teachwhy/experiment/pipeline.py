@@ -91,6 +91,7 @@ class ExperimentPipeline:
         self.runner = runner
         self.workspace = config.workspace_path
         self._bar = progress or _no_progress
+        self._token_counter: Any = None
         self.constitution: Constitution = load_constitution(config.constitution_path)
         self._data_hash = package_data_hash("prompts", "data", "evals")
         self._eval_hash = package_data_hash("evals")
@@ -130,6 +131,14 @@ class ExperimentPipeline:
 
     # -- generate ---------------------------------------------------------------------------------------
 
+    def _counter(self) -> Any:
+        """The target tokenizer's counter (loaded once), so every record carries exact token counts."""
+        if self._token_counter is None:
+            from teachwhy.data.tokens import target_counter
+
+            self._token_counter = target_counter(self.config)
+        return self._token_counter
+
     def _generate(
         self, arm: ArmConfig, name: str, source: SourceBase, done: dict[str, dict[str, Any] | None]
     ) -> dict[str, Any] | None:
@@ -160,8 +169,10 @@ class ExperimentPipeline:
                 assert parent is not None
                 kwargs["input_path"] = self.workspace / parent["file"]
             with self._bar(f"{arm.name}: {name}") as hook:
-                report = _generator(name)(
-                    self.config, source, self.constitution, ctx.dir, progress=hook, **kwargs
+                generate = _generator(name)
+                counter = self._counter()
+                report = generate(
+                    self.config, source, self.constitution, ctx.dir, progress=hook, counter=counter, **kwargs
                 )
             if not report.complete:
                 failed = ", ".join(f"{k}={v}" for k, v in sorted(report.model_errors.items()))
@@ -243,7 +254,7 @@ class ExperimentPipeline:
             result = train_model(
                 model=resolve_target_path(self.config.models.target),
                 data=[self.workspace / mix["file"]],
-                out_dir=ctx.dir,
+                out_dir=ctx.dir / "run",
                 config=train_config,
                 resume=True,
             )
@@ -283,8 +294,10 @@ class ExperimentPipeline:
 
     def _checkpoint_model(self, relative: str) -> str:
         path = (self.workspace / relative).resolve()
-        # the embedded provider serves any local model folder with continuous batching on CPU
-        return f"embedded/{path}" if self._target_spec() == "embedded" else f"hf/{path}"
+        # a checkpoint is served like its base model: the embedded provider (continuous batching), vLLM or
+        # SGLang for targets served that way, and Inspect's hf provider otherwise
+        provider = self._target_spec().partition("/")[0]
+        return f"{provider if provider in ('embedded', 'vllm', 'sglang') else 'hf'}/{path}"
 
     def _eval(
         self, name: str, model: str, *, step: int, tokens_seen: int, after: list[dict[str, Any] | None]

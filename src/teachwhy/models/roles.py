@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 from inspect_ai.model import GenerateConfig, Model, get_model
@@ -129,3 +130,26 @@ def _is_connection_error(error: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def open_weights(role: RoleModel) -> str | None:
+    """The open weights behind a role — a local folder or a Hugging Face id — or ``None`` for an API model.
+
+    Training fine-tunes these weights and token counting loads their tokenizer. Understood: ``embedded``,
+    ``embedded/<name or folder>``, ``hf/…``, ``vllm/…``, ``sglang/…`` and any role with ``args.model_path``.
+    """
+    if role.model == EMBEDDED:
+        from teachwhy.models.embedded import materialise_embedded
+
+        return str(materialise_embedded())
+    if role.args.get("model_path"):
+        return str(Path(str(role.args["model_path"])).expanduser())
+    provider, _, rest = role.model.partition("/")
+    if provider == "embedded" and rest:
+        from teachwhy.models.loaded import model_folder
+
+        return str(model_folder(rest))
+    if provider in ("hf", "vllm", "sglang") and rest and rest != "local":
+        local = Path(rest).expanduser()
+        return str(local.resolve()) if local.exists() else rest
+    return None

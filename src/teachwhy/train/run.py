@@ -112,34 +112,24 @@ class TrainResult:
 
 
 def resolve_target_path(role: RoleModel, *, key: str = "models.target") -> str:
-    """The weights to fine-tune for a target model string.
-
-    ``embedded`` is the materialised SmolLM2 folder; ``hf/<id or folder>`` and ``vllm/<id or folder>`` name
-    open
-    weights; ``hf/local`` reads ``model_path`` from the role's ``args``.
+    """The weights to fine-tune for a target model string (see :func:`teachwhy.models.roles.open_weights`).
 
     Raises:
-        UserError: the provider serves closed weights (an API) that cannot be fine-tuned here.
+        UserError: the provider serves closed weights (an API) that cannot be fine-tuned here, or
+            ``hf/local`` has no ``args.model_path``.
     """
-    if role.model == "embedded":
-        from teachwhy.models import materialise_embedded
+    from teachwhy.models.roles import open_weights
 
-        return str(materialise_embedded())
-    provider, _, rest = role.model.partition("/")
-    if provider in ("hf", "vllm") and rest:
-        if rest == "local":
-            path = role.args.get("model_path")
-            if not path:
-                raise UserError("hf/local needs args.model_path (the model folder)", key=key)
-            return str(Path(path).expanduser())
-        local = Path(rest).expanduser()
-        return str(local.resolve()) if local.exists() else rest
-    raise UserError(
-        f"'{role.model}' cannot be fine-tuned: training needs open weights "
-        f"(embedded, hf/<model id or folder>, "
-        f"vllm/<model id or folder>)",
-        key=key,
-    )
+    if role.model == "hf/local" and not role.args.get("model_path"):
+        raise UserError("hf/local needs args.model_path (the model folder)", key=key)
+    weights = open_weights(role)
+    if weights is None:
+        raise UserError(
+            f"'{role.model}' cannot be fine-tuned: training needs open weights "
+            "(embedded, embedded/<folder>, hf/<model id or folder>, vllm/<model id or folder>)",
+            key=key,
+        )
+    return weights
 
 
 def _is_main_process() -> bool:
