@@ -327,3 +327,36 @@ def test_a_cut_off_idea_list_keeps_its_complete_items_and_discards_the_last(
     records = read_jsonl(tmp_path / "documents.jsonl")
     assert [r["meta"]["idea"] for r in records] == [line[3:] for line in IDEAS.strip().splitlines()]
     assert report.stages["missing_ideas"] == {"slots": 1}  # four slots, three complete ideas
+
+
+def test_truncated_output_is_trimmed_and_marked_only_when_asked(
+    tmp_path: Path, constitution: Constitution
+) -> None:
+    words = [f"w{i}" + ("." if i % 8 == 7 else "") for i in range(96)]
+    cut = reply(" ".join(words) + " and then the assistant sud", stop_reason="max_tokens")
+    config = quiet_config()
+
+    def run(mode: str, out: Path) -> Any:
+        source = StoriesSource(count=1, min_words=20, judge_filter=False, truncated=mode)  # type: ignore[arg-type]
+        model = scripted(generator_script(write=lambda seed: cut))
+        return generate_stories(config, source, constitution, out, model=model)
+
+    dropped = run("drop", tmp_path / "drop")
+    assert dropped.kept == 0 and dropped.drops == {"truncated": 1}
+
+    trimmed = run("trim", tmp_path / "trim")
+    assert trimmed.kept == 1
+    (record,) = read_jsonl(tmp_path / "trim" / "stories.jsonl")
+    assert record["text"].endswith("w95.") and "sud" not in record["text"]
+    assert record["provenance"]["filters"]["truncation"]["passed"] is True
+    assert "max_tokens" in record["provenance"]["filters"]["truncation"]["reason"]
+
+
+def test_trimming_never_keeps_an_output_without_a_full_sentence() -> None:
+    from teachwhy.data.engine import trim_to_sentence
+
+    assert trim_to_sentence("A whole first sentence that runs on for a while. A cut-off sec") == (
+        "A whole first sentence that runs on for a while."
+    )
+    assert trim_to_sentence("no sentence ends anywhere in this cut off text") is None
+    assert trim_to_sentence("Short. " + "x " * 200) is None  # would lose more than half

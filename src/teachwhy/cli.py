@@ -5,7 +5,9 @@ Errors a user can cause are printed as one line naming the file and key, with ex
 
 from __future__ import annotations
 
+import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -174,6 +176,9 @@ def config_check(config: ConfigOption = DEFAULT_CONFIG) -> None:
 
 def main() -> None:
     """Entry point: run the app, turning user errors into one line on stderr and exit code 2."""
+    # our own progress display replaces the libraries' per-file bars; their deprecation chatter is not ours
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     try:
         app()
     except UserError as e:

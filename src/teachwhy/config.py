@@ -104,6 +104,11 @@ class SourceBase(Strict):
     max_tokens: PositiveInt | None = None
     seed: int | None = Field(default=None, description="default: generation.seed")
     min_words: PositiveInt = Field(default=40, description="shorter generations are dropped as too_short")
+    truncated: Literal["drop", "trim"] = Field(
+        default="drop",
+        description="an output cut off by max_tokens: drop it, or trim it to its last full sentence and "
+        "record that in its provenance (for small models that rarely stop on their own)",
+    )
     judge_filter: bool = True
     min_score: Annotated[float, Field(ge=0.0, le=10.0)] = 6.0
     dedup: bool = Field(default=True, description="drop exact and n-gram near-duplicates")

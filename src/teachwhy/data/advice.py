@@ -125,6 +125,7 @@ async def generate_advice_async(
         model=model,
         seed=seed,
         progress=progress,
+        trim_truncated=source.truncated == "trim",
     )
     rubric = load_prompt("advice/judge_rubric")
     if source.judge_filter:

@@ -99,6 +99,7 @@ async def generate_documents_async(
         model=model,
         seed=seed,
         progress=progress,
+        trim_truncated=source.truncated == "trim",
     )
     judge = (judge or make_judge(config, source)) if source.judge_filter else None
     ideas_prompt = load_prompt("documents_ideas")

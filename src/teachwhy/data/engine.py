@@ -14,9 +14,10 @@ handler that turns one completion into a kept record or a drop. The engine suppl
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from inspect_ai.model import (
     ModelOutput,
 )
 
-from teachwhy.data.records import drop_record, provenance, sampling_dict
+from teachwhy.data.records import drop_record, provenance, sampling_dict, verdict
 from teachwhy.prompts import RenderedPrompt
 from teachwhy.storage import JsonlAppender, iter_jsonl
 
@@ -115,6 +116,8 @@ class Generation:
         prompt_token_limit: the most prompt + output tokens the generator accepts, when known.
         count_prompt_tokens: counts a prompt's tokens for that check.
         progress: called as items finish.
+        trim_truncated: keep an output cut off by ``max_tokens`` after trimming it to its last complete
+            sentence, with a ``truncation`` verdict in its provenance (default: drop it as ``truncated``).
         model_errors: failed model calls of this run, by reason (items stay unfinished and are retried).
     """
 
@@ -132,6 +135,7 @@ class Generation:
     prompt_token_limit: int | None = None
     count_prompt_tokens: Callable[[str], int] | None = None
     progress: Progress | None = None
+    trim_truncated: bool = False
     model_errors: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -326,10 +330,27 @@ async def _attempt(
     if is_truncated(output, sampling.max_tokens):
         if on_truncated is not None and completion.strip():
             return await on_truncated(item, completion), completion
-        return Drop("truncated", f"stopped at max_tokens={sampling.max_tokens}"), completion
+        trimmed = trim_to_sentence(completion) if gen.trim_truncated else None
+        if trimmed is None:
+            return Drop("truncated", f"stopped at max_tokens={sampling.max_tokens}"), completion
+        outcome = await handler(item, trimmed)
+        if isinstance(outcome, Keep):
+            note = verdict(
+                True, reason=f"cut off at max_tokens={sampling.max_tokens}; trimmed to a full sentence"
+            )
+            outcome = replace(outcome, filters={**outcome.filters, "truncation": note})
+        return outcome, completion
     if not completion.strip():
         return Drop("empty"), completion
     return await handler(item, completion), completion
+
+
+def trim_to_sentence(text: str, *, min_fraction: float = 0.5) -> str | None:
+    """``text`` up to its last complete sentence, or ``None`` when that would lose more than half of it."""
+    ends = [m.end() for m in re.finditer(r"[.!?][\"')\]]?(?=\s|$)", text)]
+    if not ends or ends[-1] < min_fraction * len(text.rstrip()):
+        return None
+    return text[: ends[-1]].strip()
 
 
 def read_drops(out_dir: Path) -> list[dict[str, Any]]:

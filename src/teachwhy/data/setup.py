@@ -35,6 +35,7 @@ def make_generation(
     model: Model | None = None,
     seed: int | None = None,
     progress: Progress | None = None,
+    trim_truncated: bool = False,
 ) -> Generation:
     """A :class:`Generation` for the configured generator role (or ``model``, e.g. a scripted one in tests).
 
@@ -71,6 +72,7 @@ def make_generation(
         prompt_token_limit=limit,
         count_prompt_tokens=count,
         progress=progress,
+        trim_truncated=trim_truncated,
     )
 
 

@@ -71,6 +71,7 @@ async def generate_stories_async(
         model=model,
         seed=seed,
         progress=progress,
+        trim_truncated=source.truncated == "trim",
     )
     judge = (judge or make_judge(config, source)) if source.judge_filter else None
     prompt = load_prompt("stories_write")

@@ -231,6 +231,12 @@ def train_model(
     sources = sorted({e.source for e in tokenized.examples})
     if not any(_stage_examples(stage, tokenized.examples) for stage in config.stages):
         kinds = ", ".join(s.kind for s in config.stages)
+        if tokenized.too_long:
+            raise UserError(
+                f"all {len(tokenized.too_long)} conversations are longer than max_length="
+                f"{config.max_length} tokens and were left out; raise train.max_length",
+                key="train.max_length",
+            )
         raise UserError(
             f"none of the training stages ({kinds}) has records of its kind in the data", key="--data"
         )
