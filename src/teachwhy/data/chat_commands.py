@@ -26,6 +26,7 @@ from teachwhy.data.commands import (
     TokenizerOption,
     _progress,
     _source,
+    common_overrides,
     console,
 )
 from teachwhy.data.output import GenerationReport
@@ -131,18 +132,6 @@ def _print_report(name: str, report: GenerationReport) -> None:
         raise typer.Exit(1)
 
 
-def _common(
-    count: int | None, seed: int | None, max_tokens: int | None, temperature: float | None, no_judge: bool
-) -> dict[str, Any]:
-    return {
-        "count": count,
-        "seed": seed,
-        "max_tokens": max_tokens,
-        "temperature": temperature,
-        "judge_filter": False if no_judge else None,
-    }
-
-
 def advice_command(
     config: ConfigOption = DEFAULT_CONFIG,
     out: OutOption = None,
@@ -163,7 +152,7 @@ def advice_command(
 ) -> None:
     """Difficult advice: a user's ethical dilemma and a thoughtful, principle-grounded answer."""
     overrides = {
-        **_common(count, seed, max_tokens, temperature, no_judge),
+        **common_overrides(count, seed, max_tokens, temperature, no_judge),
         "reasoning": reasoning,
         "revise": revise,
     }
@@ -198,7 +187,7 @@ def honeypot_demos_command(
 ) -> None:
     """Honeypot demonstrations: play synthetic train worlds, keep only episodes judged not misaligned."""
     overrides = {
-        **_common(count, seed, max_tokens, temperature, no_judge),
+        **common_overrides(count, seed, max_tokens, temperature, no_judge),
         "attempts_per_prompt": attempts,
         "max_turns": max_turns,
     }
@@ -235,7 +224,7 @@ def rewrite_command(
         RewriteSource,
         config,
         out,
-        _common(count, seed, max_tokens, temperature, no_judge),
+        common_overrides(count, seed, max_tokens, temperature, no_judge),
         {"generator": generator, "judge": judge, "target": target},
         arm,
         tokenizer,

@@ -128,6 +128,19 @@ def _generate(
         raise typer.Exit(1)
 
 
+def common_overrides(
+    count: int | None, seed: int | None, max_tokens: int | None, temperature: float | None, no_judge: bool
+) -> dict[str, Any]:
+    """The source settings every `data generate` command can override (``None``: keep the config's)."""
+    return {
+        "count": count,
+        "seed": seed,
+        "max_tokens": max_tokens,
+        "temperature": temperature,
+        "judge_filter": False if no_judge else None,
+    }
+
+
 @generate_app.command("documents")
 def generate_documents_command(
     config: ConfigOption = DEFAULT_CONFIG,
@@ -144,13 +157,7 @@ def generate_documents_command(
     target: TargetOption = None,
 ) -> None:
     """Constitutional documents: principle → genre → ideas → documents, checked, judged and deduplicated."""
-    overrides = {
-        "count": count,
-        "seed": seed,
-        "max_tokens": max_tokens,
-        "temperature": temperature,
-        "judge_filter": False if no_judge else None,
-    }
+    overrides = common_overrides(count, seed, max_tokens, temperature, no_judge)
     _generate(
         "documents",
         DocumentsSource,
@@ -179,13 +186,7 @@ def generate_stories_command(
     target: TargetOption = None,
 ) -> None:
     """Fictional stories of an AI behaving admirably under pressure, checked, judged and deduplicated."""
-    overrides = {
-        "count": count,
-        "seed": seed,
-        "max_tokens": max_tokens,
-        "temperature": temperature,
-        "judge_filter": False if no_judge else None,
-    }
+    overrides = common_overrides(count, seed, max_tokens, temperature, no_judge)
     _generate(
         "stories",
         StoriesSource,

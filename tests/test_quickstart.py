@@ -1,0 +1,68 @@
+"""The quickstart itself, end to end on the bundled model: init, three arms, checkpoint evals, report."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from teachwhy.errors import UserError
+from teachwhy.quickstart import prepare_quickstart, quickstart_template
+
+
+def teachwhy(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "teachwhy", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+@pytest.mark.embedded
+def test_quickstart_runs_the_whole_loop_and_a_rerun_does_no_work(
+    tmp_path: Path, embedded_model_dir: Path
+) -> None:
+    first = teachwhy("quickstart", "qs", "--screenshot", "report.png", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+
+    summary = json.loads((tmp_path / "qs" / "runs" / "summary.json").read_text())
+    arms = {a["name"]: a for a in summary["arms"]}
+    assert list(arms) == ["baseline", "advice", "documents_stories"]
+    assert [c["step"] for c in arms["baseline"]["checkpoints"]] == [0]
+    for name in ("advice", "documents_stories"):
+        arm = arms[name]
+        assert [c["step"] for c in arm["checkpoints"]] == [0, 2, 4]
+        assert sum(arm["tokens_by_source"].values()) > 0
+        for checkpoint in arm["checkpoints"]:
+            for family, rate in checkpoint["families"].items():
+                # one episode per family: it is scored, unscored or an error — never missing
+                assert rate["n"] + rate["unscored"] + rate["errors"] == 1, (name, family)
+    assert {o["arm"] for o in summary["ood"]} == {"advice", "documents_stories"}
+
+    index = (tmp_path / "qs" / "runs" / "report" / "index.html").read_text()
+    assert "documents_stories" in index and "Misalignment rate" in index
+    if shutil.which("chromium"):
+        assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    again = teachwhy("quickstart", "qs", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "▶" not in again.stdout  # no stage started: every one was found finished
+    assert again.stdout.count("(finished earlier)") == 14
+
+
+def test_quickstart_never_overwrites_another_config(tmp_path: Path) -> None:
+    config = prepare_quickstart(tmp_path / "qs")
+    assert config.read_text() == quickstart_template()
+    assert prepare_quickstart(tmp_path / "qs") == config  # its own config: reused, so a rerun resumes
+    config.write_text(config.read_text() + "\n# edited\n")
+    with pytest.raises(UserError, match="is not the quickstart's config"):
+        prepare_quickstart(tmp_path / "qs")
+    assert config.read_text().endswith("# edited\n")
