@@ -276,7 +276,19 @@ def test_stages_without_data_of_their_kind(tiny_model: Path, tmp_path: Path) -> 
         train_model(model=tiny_model, data=[docs_only], out_dir=tmp_path / "o", config=config, progress=False)
 
 
+def test_conversations_all_longer_than_max_length_name_the_setting(tiny_model: Path, tmp_path: Path) -> None:
+    long_chat = tmp_path / "chat.jsonl"
+    turns = [{"role": "user", "content": "word " * 200}, {"role": "assistant", "content": "reply " * 200}]
+    long_chat.write_text(json.dumps({"id": "c", "kind": "advice", "messages": turns}) + "\n")
+    config = _config(max_length=64, stages=[TrainStage(name="sft", kind="chat", max_steps=1)])
+    with pytest.raises(
+        UserError, match=r"train\.max_length: all 1 conversations are longer than max_length=64"
+    ):
+        train_model(model=tiny_model, data=[long_chat], out_dir=tmp_path / "o", config=config, progress=False)
+
+
 def test_target_must_have_open_weights(tiny_model: Path) -> None:
+    assert resolve_target_path(RoleModel(model=f"embedded/{tiny_model}")) == str(tiny_model.resolve())
     assert resolve_target_path(RoleModel(model=f"hf/{tiny_model}")) == str(tiny_model.resolve())
     assert resolve_target_path(RoleModel(model="hf/local", args={"model_path": str(tiny_model)})) == str(
         tiny_model

@@ -77,7 +77,9 @@ def run_experiment(config: ExperimentConfig) -> ExperimentSummary:
     """Run every stage that has not finished and write ``summary.json``; returns the summary."""
     runner = StageRunner(config.workspace_path, on_event=_on_event)
     started = time.perf_counter()
-    summary = ExperimentPipeline(config, runner, progress=progress_bars()).run()
+    # Inspect's own progress display for the evaluation stages: live panels in a terminal, lines otherwise
+    display = "rich" if console.is_terminal else "plain"
+    summary = ExperimentPipeline(config, runner, progress=progress_bars(), eval_display=display).run()
     assert summary is not None  # a real run either finishes or raises
     console.print(
         f"[bold green]experiment finished[/bold green] in {time.perf_counter() - started:.0f}s; "

@@ -86,12 +86,14 @@ class ExperimentPipeline:
         runner: StageRunner,
         *,
         progress: Callable[[str], AbstractContextManager[ProgressHook | None]] | None = None,
+        eval_display: str = "none",
     ) -> None:
         self.config = config
         self.runner = runner
         self.workspace = config.workspace_path
         self._bar = progress or _no_progress
         self._token_counter: Any = None
+        self.eval_display = eval_display  # Inspect's display for evaluation stages ("rich", "plain", "none")
         self.constitution: Constitution = load_constitution(config.constitution_path)
         self._data_hash = package_data_hash("prompts", "data", "evals")
         self._eval_hash = package_data_hash("evals")
@@ -323,7 +325,9 @@ class ExperimentPipeline:
                 target = role_model(self.config, "target", temperature=self.config.eval.temperature)
             else:
                 target = resolve_model(target_role, name="target", temperature=self.config.eval.temperature)
-            results = run_honeypot_eval(self.config, target=target, log_dir=ctx.dir)
+            results = run_honeypot_eval(
+                self.config, target=target, log_dir=ctx.dir, display=self.eval_display
+            )
             return {
                 "step": step,
                 "model": model,
