@@ -87,3 +87,17 @@ def test_command_line_overrides_replace_only_the_named_roles(tmp_path: Path) -> 
     assert config.models.target.model == "embedded"  # the original is untouched
     with pytest.raises(UserError, match="--generator"):
         apply_role_overrides(config, {"generator": "nonsense"})
+
+
+def test_sources_inherit_generation_defaults_unless_they_set_their_own(tmp_path: Path) -> None:
+    text = (
+        "generation: {judge_filter: false, truncated: trim}\n"
+        "arms:\n  - name: a\n    data:\n      advice: {count: 2}\n      stories: {judge_filter: true}\n"
+    )
+    data = load_config(write(tmp_path, text)).arms[0].data
+    assert data.advice is not None and data.stories is not None
+    assert (data.advice.judge_filter, data.advice.truncated) == (False, "trim")
+    assert (data.stories.judge_filter, data.stories.truncated) == (True, "trim")
+    plain = load_config(write(tmp_path, "arms:\n  - name: a\n    data:\n      advice: {count: 2}\n"))
+    assert plain.arms[0].data.advice is not None
+    assert (plain.arms[0].data.advice.judge_filter, plain.arms[0].data.advice.truncated) == (True, "drop")

@@ -11,7 +11,7 @@ Relative paths in the file (the constitution, the workspace) are resolved agains
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -91,6 +91,15 @@ class GenerationConfig(Strict):
     cache: bool = True
     max_retries: NonNegInt = 3
     timeout: PositiveInt = 600
+    judge_filter: bool = Field(
+        default=True, description="default of every data source's judge_filter (a source may set its own)"
+    )
+    truncated: Literal["drop", "trim"] = Field(
+        default="drop", description="default of every data source's `truncated` (a source may set its own)"
+    )
+
+    # settings a data source inherits from here unless it sets them itself
+    SOURCE_DEFAULTS: ClassVar[tuple[str, ...]] = ("judge_filter", "truncated")
 
 
 # --- data sources ----------------------------------------------------------------------------------
@@ -361,6 +370,16 @@ class ExperimentConfig(Strict):
 
     # where the file was loaded from; relative paths resolve against its folder
     source: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _sources_inherit_generation_defaults(self) -> ExperimentConfig:
+        for arm in self.arms:
+            for source in arm.data.sources().values():
+                for name in GenerationConfig.SOURCE_DEFAULTS:
+                    if name not in source.model_fields_set:
+                        # set without marking it as explicitly set, so a later default change still flows
+                        object.__setattr__(source, name, getattr(self.generation, name))
+        return self
 
     @field_validator("arms")
     @classmethod

@@ -69,7 +69,8 @@ def _source(experiment: ExperimentConfig, name: str, arm: str | None, cls: type[
             configured = candidate.data.sources().get(name)
             if configured is not None:
                 return configured.model_copy()
-        return cls()
+        defaults = experiment.generation
+        return cls.model_validate({name: getattr(defaults, name) for name in defaults.SOURCE_DEFAULTS})
     configured = experiment.arm(arm).data.sources().get(name)
     if configured is None:
         raise UserError(f"arm '{arm}' has no {name} source", file=experiment.source, key=f"arms.{arm}.data")
