@@ -320,14 +320,21 @@ class ExperimentPipeline:
             from teachwhy.models import role_model
             from teachwhy.models.roles import resolve_model
 
-            target_role = self.config.models.target.model_copy(update={"model": model})
+            temperature = self.config.eval.temperature
             if step == 0:
-                target = role_model(self.config, "target", temperature=self.config.eval.temperature)
+                target = role_model(self.config, "target", temperature=temperature)
+                results = run_honeypot_eval(
+                    self.config, target=target, log_dir=ctx.dir, display=self.eval_display
+                )
             else:
-                target = resolve_model(target_role, name="target", temperature=self.config.eval.temperature)
-            results = run_honeypot_eval(
-                self.config, target=target, log_dir=ctx.dir, display=self.eval_display
-            )
+                # a checkpoint is evaluated once: load it unshared and free its weights afterwards
+                target_role = self.config.models.target.model_copy(update={"model": model})
+                with resolve_model(
+                    target_role, name="target", temperature=temperature, memoize=False
+                ) as target:
+                    results = run_honeypot_eval(
+                        self.config, target=target, log_dir=ctx.dir, display=self.eval_display
+                    )
             return {
                 "step": step,
                 "model": model,

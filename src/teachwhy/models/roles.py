@@ -50,6 +50,7 @@ def resolve_model(
     name: str = "model",
     temperature: float | None = None,
     config: GenerateConfig | None = None,
+    memoize: bool = True,
 ) -> Model:
     """An Inspect :class:`Model` for a role.
 
@@ -59,6 +60,8 @@ def resolve_model(
         temperature: the default temperature bound to the model (a request's own setting still wins);
             see also :func:`inspect_model_args`.
         config: default generation settings bound to the model.
+        memoize: reuse Inspect's cached instance for identical arguments; pass ``False`` for a model the
+            caller closes when done (e.g. one training checkpoint, so its weights are freed).
 
     Raises:
         UserError: the provider cannot be set up (missing key, unknown provider, missing package).
@@ -78,7 +81,9 @@ def resolve_model(
     if temperature is not None:
         config = config.merge(GenerateConfig(temperature=temperature))
     try:
-        return get_model(model_name, config=config, base_url=role.base_url, api_key=api_key, **args)
+        return get_model(
+            model_name, config=config, base_url=role.base_url, api_key=api_key, memoize=memoize, **args
+        )
     except UserError:
         raise
     except Exception as e:  # provider construction errors are user-fixable set-up problems
