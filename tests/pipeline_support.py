@@ -97,20 +97,31 @@ def scripted() -> type[ModelAPI]:
     return ScriptedAPI
 
 
-def build_tiny_target(folder: Path, tokenizer_dir: Path) -> Path:
-    """A 2-layer random Llama with the embedded tokenizer (and chat template), saved to ``folder``."""
+def build_tiny_target(
+    folder: Path,
+    tokenizer_dir: Path,
+    *,
+    hidden: int = 32,
+    max_positions: int = 8192,
+    initializer_range: float = 0.02,
+) -> Path:
+    """A 2-layer random Llama with the embedded tokenizer (and chat template), saved to ``folder``.
+
+    A large ``initializer_range`` makes the logits peaked, so greedy choices are never near-ties.
+    """
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
+        hidden_size=hidden,
+        intermediate_size=hidden * 2,
         num_hidden_layers=2,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=8192,
+        max_position_embeddings=max_positions,
+        initializer_range=initializer_range,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.eos_token_id,

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 from inspect_ai.model import (
     ChatMessageAssistant,
     ChatMessageSystem,
@@ -28,8 +27,9 @@ from inspect_ai.model import (
     get_model,
 )
 from inspect_ai.tool import ToolCall, ToolFunction, ToolInfo, ToolParam, ToolParams
-from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
+import pipeline_support
 from teachwhy.config import RoleModel
 from teachwhy.errors import UserError
 from teachwhy.models import loaded as loaded_module
@@ -52,27 +52,13 @@ PROMPTS = [
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, embedded_model_dir: Path) -> Path:
     """A 2-layer Llama with random weights and the embedded tokenizer, saved as a model folder."""
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        # large initial weights make the logits peaked, so greedy choices are never near-ties
+    return pipeline_support.build_tiny_target(
+        tmp_path_factory.mktemp("tiny-llama"),
+        embedded_model_dir,
+        hidden=64,
+        max_positions=256,
         initializer_range=0.5,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.eos_token_id,
-        tie_word_embeddings=True,
     )
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
