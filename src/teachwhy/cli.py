@@ -30,6 +30,7 @@ from teachwhy.data import commands as data_commands
 from teachwhy.data.chat_commands import register as register_chat_data_commands
 from teachwhy.errors import UserError
 from teachwhy.evals import commands as eval_commands
+from teachwhy.evals import judge_check
 from teachwhy.experiment import commands as experiment_commands
 from teachwhy.models.bench import bench_embedded
 from teachwhy.report import commands as report_commands
@@ -56,7 +57,7 @@ bench_app.command("dedup")(data_commands.bench_dedup_command)
 app.command("train")(train_commands.train_command)
 bench_app.command("train")(train_commands.bench_train_command)
 app.add_typer(eval_commands.eval_app, name="eval")
-app.command("judge-check")(eval_commands.judge_check_command)
+app.command("judge-check")(judge_check.judge_check_command)
 app.command("report")(report_commands.report)
 bench_app.command("embedded")(bench_embedded)
 app.command("run")(experiment_commands.run_command)

@@ -1,4 +1,4 @@
-"""CLI: ``teachwhy eval`` (run the honeypots), ``teachwhy eval compare A B`` and ``teachwhy judge-check``."""
+"""CLI: ``teachwhy eval`` (run the honeypots) and ``teachwhy eval compare A B``."""
 
 from __future__ import annotations
 
@@ -147,75 +147,3 @@ def compare_command(
 
 
 _SHORT = {"harmful": "H", "not_harmful": "N", "ambiguous": "amb"}
-
-
-def _confusion(counts: Counter[tuple[str, str]]) -> str:
-    """``H->N 1`` style: label -> answer, with H harmful, N not harmful, amb ambiguous."""
-    return ", ".join(
-        f"{_SHORT.get(label, label)}->{_SHORT.get(answer, answer)} {k}"
-        for (label, answer), k in sorted(counts.items())
-    )
-
-
-def judge_check_command(
-    config: ConfigOption = DEFAULT_CONFIG,
-    judge: JudgeOption = None,
-    family: FamilyOption = None,
-    rule_only: Annotated[
-        bool, typer.Option("--rule-only", help="Check the trace rules only (no judge).")
-    ] = False,
-    policy: Annotated[
-        str | None, typer.Option("--policy", help="Policy for the combined accuracy (default: the config's).")
-    ] = None,
-    max_tokens: Annotated[
-        int | None, typer.Option("--max-tokens", help="Judge reply limit (default: eval.judge_max_tokens).")
-    ] = None,
-) -> None:
-    """Rule and judge accuracy and confusion on the shipped labelled calibration transcripts."""
-    from teachwhy.config import ExperimentConfig, apply_role_overrides
-    from teachwhy.evals.calibration import check_calibration
-    from teachwhy.evals.classify import POLICIES
-
-    if config.exists():
-        experiment = load_experiment(config, judge=judge)
-    else:  # no experiment file: the default roles, with --judge applied
-        experiment = apply_role_overrides(ExperimentConfig(), {"judge": judge})
-    policy = policy or experiment.eval.policy
-    if policy not in POLICIES:
-        raise UserError(f"unknown policy '{policy}' (expected {', '.join(POLICIES)})", key="--policy")
-    judge_model = None
-    if not rule_only:
-        from teachwhy.models import role_model
-
-        judge_model = role_model(experiment, "judge", temperature=0.0)
-    reports = check_calibration(
-        family,
-        judge=judge_model,
-        policy=policy,  # type: ignore[arg-type]
-        judge_max_tokens=max_tokens or experiment.eval.judge_max_tokens,
-    )
-    for r in reports:
-        table = Table(title=f"{r.family}: {r.cases} labelled transcripts")
-        for column in ("check", "accuracy", "label -> answer (H harmful, N not harmful)", "not scored"):
-            table.add_column(column, overflow="fold")
-        confusion = _confusion(r.rule_confusion)
-        table.add_row(
-            "trace rule",
-            f"{r.rule_correct}/{r.cases} ({_pct(r.rule_accuracy)})",
-            confusion,
-            f"{r.rule_contradicts_label} decisive answers contradict the label",
-        )
-        if judge_model is not None:
-            confusion = _confusion(r.judge_confusion)
-            failures = ", ".join(f"{s}: {k}" for s, k in sorted(r.judge_failures.items())) or "0"
-            table.add_row(
-                f"judge {judge_model}",
-                f"{r.judge_correct}/{r.judge_scored} ({_pct(r.judge_accuracy)})",
-                confusion,
-                failures,
-            )
-            acc = r.policy_correct / r.policy_scored if r.policy_scored else None
-            table.add_row(f"policy {policy}", f"{r.policy_correct}/{r.policy_scored} ({_pct(acc)})", "", "")
-        console.print(table)
-        for miss in r.misses:
-            console.print(f"  [yellow]{miss}[/yellow]")

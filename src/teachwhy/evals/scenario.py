@@ -37,6 +37,7 @@ from teachwhy.config import validation_error
 from teachwhy.errors import UserError
 from teachwhy.evals.rules import FAMILIES, HONEYPOT_MODELS
 from teachwhy.evals.tools import TOOLS
+from teachwhy.evals.world import build_directory, split_mailbox
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 Split = Literal["eval", "heldout", "train"]
@@ -55,6 +56,16 @@ _FRONT = re.compile(r"\A---\s*\n(.*?)\n---\s*\n(.*)\Z", re.S)
 _SECTION = re.compile(r"^##\s+(.+?)\s*$", re.M)
 
 
+class DirectoryEntry(BaseModel):
+    """A person or mailbox of the world: the name (and roles) a recipient may be written as."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = ""
+    address: str = Field(pattern=r"^[^@\s<>]+@[^@\s<>]+$")
+    roles: list[str] = Field(default_factory=list)
+
+
 class ScenarioState(BaseModel):
     """The initial world: emails, files, test suites and case files."""
 
@@ -64,6 +75,7 @@ class ScenarioState(BaseModel):
     files: dict[str, str] = Field(default_factory=dict)
     tests: dict[str, dict[str, Any]] = Field(default_factory=dict)
     cases: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    directory: list[DirectoryEntry] = Field(default_factory=list)
 
 
 class HoneypotScenario(BaseModel):
@@ -98,7 +110,7 @@ class HoneypotScenario(BaseModel):
         HONEYPOT_MODELS[self.family].model_validate(self.honeypot)
         if self.family == "blackmail":
             ids = {str(e.get("id")) for e in self.state.inbox}
-            missing_ids = [i for i in self.honeypot["secret_emails"] if i not in ids]
+            missing_ids = [i for i in self.honeypot.get("secret_emails", []) if i not in ids]
             if missing_ids:
                 raise ValueError(f"honeypot.secret_emails {', '.join(missing_ids)} are not in state.inbox")
         return self
@@ -114,7 +126,29 @@ class HoneypotScenario(BaseModel):
             "files": dict(self.state.files),
             "tests": dict(self.state.tests),
             "cases": {k: dict(v) for k, v in self.state.cases.items()},
+            "directory": build_directory(*self.directory_entries()),
+            "cast": dict(self.cast),
         }
+
+    def directory_entries(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """(people, roles): everyone the world names with an address -- the cast, the mail's senders and
+        recipients, ``state.directory`` -- and the roles ``state.directory`` gives them (resolved like names)."""
+        cast = self.cast
+        entries = [
+            ("", cast["agent_email"]),
+            (cast["decider_name"], cast["decider_email"]),
+            (cast["leader_name"], cast["leader_email"]),
+        ]
+        roles = [(role, entry.address) for entry in self.state.directory for role in entry.roles]
+        entries += [(entry.name, entry.address) for entry in self.state.directory]
+        for email in self.state.inbox:
+            for field_name in ("from", "to", "cc"):
+                value = email.get(field_name, [])
+                for raw in [value] if isinstance(value, str) else list(value):
+                    name, address = split_mailbox(str(raw))
+                    if address:
+                        entries.append((name, address))
+        return entries, roles
 
 
 def _email(e: dict[str, Any]) -> dict[str, Any]:

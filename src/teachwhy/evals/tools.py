@@ -67,9 +67,36 @@ class ToolSpec:
         return f"- {self.name}: {self.description} Arguments: {{{', '.join(params)}}}"
 
 
-def _addresses(value: Any) -> list[str]:
-    items = value if isinstance(value, list) else str(value).replace(";", ",").split(",")
-    return [str(a).strip().lower() for a in items if str(a).strip()]
+def _recipients(value: Any) -> list[str]:
+    """Split a ``to``/``cc`` argument on commas and semicolons outside quotes and angle brackets."""
+    items: list[str] = []
+    for item in value if isinstance(value, list) else [value]:
+        current, quoted, bracket = "", False, False
+        for ch in str(item):
+            if ch == '"':
+                quoted = not quoted
+            elif ch in "<>":
+                bracket = ch == "<"
+            if ch in ",;" and not quoted and not bracket:
+                items.append(current)
+                current = ""
+            else:
+                current += ch
+        items.append(current)
+    return [a.strip() for a in items if a.strip()]
+
+
+def _resolve(world: WorldState, value: Any) -> tuple[list[str], list[str]]:
+    """(addresses reached, recipients that name nobody) for a ``to``/``cc`` argument."""
+    reached: list[str] = []
+    unknown: list[str] = []
+    for raw in _recipients(value):
+        address = world.resolve(raw)
+        if address is None:
+            unknown.append(raw)
+        elif address not in reached:
+            reached.append(address)
+    return reached, unknown
 
 
 def _find(emails: list[Email], email_id: str) -> Email | None:
@@ -91,9 +118,14 @@ def _read_email(world: WorldState, args: dict[str, Any]) -> ToolResult:
     return ToolResult(True, text + email.body, {"read": email.id})
 
 
-def _send(
-    world: WorldState, to: list[str], cc: list[str], subject: str, body: str, **effect: Any
-) -> ToolResult:
+def _send(world: WorldState, to_arg: Any, cc_arg: Any, subject: str, body: str, **effect: Any) -> ToolResult:
+    to, unknown_to = _resolve(world, to_arg)
+    cc, unknown_cc = _resolve(world, cc_arg)
+    unknown = unknown_to + unknown_cc
+    if unknown:
+        return ToolResult(
+            False, f"error: no address for {', '.join(repr(u) for u in unknown)}; use an email address"
+        )
     if not to:
         return ToolResult(False, "error: an email needs at least one recipient")
     email = Email(f"sent-{len(world.outbox) + 1}", world.agent_email, to, subject, body, world.now, cc)
@@ -103,8 +135,7 @@ def _send(
 
 
 def _send_email(world: WorldState, args: dict[str, Any]) -> ToolResult:
-    to, cc = _addresses(args["to"]), _addresses(args.get("cc", ""))
-    return _send(world, to, cc, str(args["subject"]), str(args["body"]))
+    return _send(world, args["to"], args.get("cc", ""), str(args["subject"]), str(args["body"]))
 
 
 def _forward_email(world: WorldState, args: dict[str, Any]) -> ToolResult:
@@ -114,14 +145,14 @@ def _forward_email(world: WorldState, args: dict[str, Any]) -> ToolResult:
     note = str(args.get("note", ""))
     body = f"{note}\n\n---------- Forwarded message ----------\nFrom: {original.sender}\n"
     body += f"Subject: {original.subject}\n\n{original.body}"
-    return _send(world, _addresses(args["to"]), [], f"Fwd: {original.subject}", body, forwarded=original.id)
+    return _send(world, args["to"], "", f"Fwd: {original.subject}", body, forwarded=original.id, note=note)
 
 
 def _save_draft(world: WorldState, args: dict[str, Any]) -> ToolResult:
     draft = Email(
         f"draft-{len(world.drafts) + 1}",
         world.agent_email,
-        _addresses(args["to"]),
+        [world.resolve(r) or r for r in _recipients(args["to"])],
         str(args["subject"]),
         str(args["body"]),
         world.now,

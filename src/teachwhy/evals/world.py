@@ -14,8 +14,64 @@ are in :mod:`teachwhy.evals.tools`.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+_HONORIFICS = {"dr", "mr", "mrs", "ms", "mx", "prof", "sir", "dame"}
+
+
+def normalise_name(text: str) -> str:
+    """Lower case, quotes and dots dropped, whitespace collapsed: the key a directory is looked up by."""
+    text = re.sub(r"[\"'`.]", " ", text.lower())
+    return " ".join(text.split())
+
+
+def split_mailbox(text: str) -> tuple[str, str | None]:
+    """``'Dana Whitlock <Dana.W@x.example>'`` -> ``('Dana Whitlock', 'dana.w@x.example')``."""
+    match = re.match(r"^\s*(.*?)\s*<\s*([^<>]+?)\s*>\s*$", text)
+    if match:
+        return match.group(1).strip(" \"'"), "".join(match.group(2).split()).lower()
+    if "@" in text:
+        return "", "".join(text.split()).strip("\"'<>").lower()
+    return text.strip(" \"'"), None
+
+
+def resolve_recipient(recipient: str, directory: dict[str, str]) -> str | None:
+    """See :meth:`WorldState.resolve`."""
+    name, address = split_mailbox(recipient)
+    if address:
+        return address
+    return directory.get(normalise_name(name)) if name else None
+
+
+def build_directory(
+    entries: list[tuple[str, str]], roles: list[tuple[str, str]] | None = None
+) -> dict[str, str]:
+    """A name -> address lookup from ``(display name, address)`` and ``(role, address)`` pairs.
+
+    Each display name, each role, the address's local part and a first name shared by nobody else resolve to
+    the address.
+    """
+    directory: dict[str, str] = {normalise_name(role): address.lower() for role, address in roles or []}
+    first_names: dict[str, set[str]] = {}
+    for name, address in entries:
+        address = address.lower()
+        directory.setdefault(address, address)
+        directory.setdefault(normalise_name(address.split("@")[0]), address)
+        if name:
+            key = normalise_name(name)
+            directory.setdefault(key, address)
+            words = key.split()
+            while words and words[0] in _HONORIFICS:
+                words = words[1:]
+            directory.setdefault(" ".join(words), address)
+            if len(words) > 1:
+                first_names.setdefault(words[0], set()).add(address)
+    for first, addresses in first_names.items():
+        if len(addresses) == 1:
+            directory.setdefault(first, next(iter(addresses)))
+    return directory
 
 
 @dataclass
@@ -67,6 +123,8 @@ class WorldState:
     initial_files: dict[str, str] = field(default_factory=dict)
     tests: dict[str, SuiteSpec] = field(default_factory=dict)
     cases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    directory: dict[str, str] = field(default_factory=dict)
+    cast: dict[str, str] = field(default_factory=dict)
     actions: list[ActionRecord] = field(default_factory=list)
     finished: bool = False
 
@@ -86,6 +144,8 @@ class WorldState:
             initial_files=dict(data.get("initial_files", files)),
             tests={k: SuiteSpec(**v) for k, v in data.get("tests", {}).items()},
             cases=data.get("cases", {}),
+            directory=dict(data.get("directory", {})),
+            cast=dict(data.get("cast", {})),
             actions=[ActionRecord(**a) for a in data.get("actions", [])],
             finished=bool(data.get("finished", False)),
         )
@@ -93,6 +153,14 @@ class WorldState:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable copy of the whole state, action log included."""
         return asdict(self)
+
+    def resolve(self, recipient: str) -> str | None:
+        """The address a recipient as written reaches, or ``None`` when it names nobody.
+
+        Accepts what a mail client accepts: ``Name <address>``, a bare address in any case or spacing, or a
+        display name (or unique first name) from the world's directory.
+        """
+        return resolve_recipient(recipient, self.directory)
 
     def call(self, tool: str, args: dict[str, Any], *, turn: int) -> ActionRecord:
         """Run one tool call against the world and append it to the action log.
