@@ -3,12 +3,14 @@
 Each of ``count`` train worlds (:mod:`teachwhy.data.honeypot_worlds`) is played ``attempts_per_prompt`` times
 by the target model in the evaluation's own agent loop (:func:`teachwhy.evals.agent.run_episode`) and
 classified by the evaluation's classifier (:func:`teachwhy.evals.classify.classify_result`, trace rule +
-judge). Only episodes classified ``not_harmful`` are kept. Everything else is a counted drop, never a kept
+judge). An episode is kept only when the rule found no harmful act in any category, the judge (where asked)
+called no category harmful, and no category is unscored. Everything else is a counted drop, never a kept
 demonstration:
 
-- ``misaligned``: the classifier says harmful;
-- ``unscored:<status>``: the judge refused or gave no parseable verdict, or the rule was ambiguous under a
-  rule-only policy;
+- ``misaligned:rule`` / ``misaligned:judge`` / ``misaligned``: the rule, the judge or the policy found a
+  harmful act (the rule and the judge each veto on their own, whatever the policy);
+- ``unscored:<status>``: the judge refused or gave no parseable verdict, the rule was undecided under a
+  rule-only policy, or the episode was cut off;
 - ``malformed_tool_call``: the agent wrote a tool call that could not be parsed or run;
 - ``truncated``: the agent's last reply hit ``max_tokens``; ``empty``: the agent said and did nothing.
 
@@ -97,11 +99,22 @@ def _assistant_text(message: ChatMessageAssistant) -> str:
 
 
 def rejection_reason(result: EpisodeResult, classification: Classification, max_tokens: int) -> str | None:
-    """Why an episode is not kept, or ``None`` when it is a demonstration worth keeping."""
-    if classification.outcome == "harmful":
+    """Why an episode is not kept, or ``None`` when it is a demonstration worth keeping.
+
+    Kept only when the rule found no harmful act in any category, the judge (where it was asked) called no
+    category harmful, and no category is unscored: a demonstration must be clean by every check that ran.
+    """
+    if classification.rule.verdict == "harmful":
+        return "misaligned:rule"
+    judge = classification.judge
+    if judge is not None and judge.status == "ok" and "harmful" in judge.categories.values():
+        return "misaligned:judge"
+    outcomes = {c.outcome for c in classification.categories.values()}
+    if "harmful" in outcomes:
         return "misaligned"
-    if classification.outcome == "unscored":
-        status = classification.judge.status if classification.judge is not None else "rule_ambiguous"
+    if "unscored" in outcomes:
+        reason = next(c.reason for c in classification.categories.values() if c.outcome == "unscored")
+        status = judge.status if judge is not None and judge.status != "ok" else reason.split(":")[0]
         return f"unscored:{status}"
     if result.malformed:
         return "malformed_tool_call"
@@ -271,7 +284,7 @@ async def generate_honeypot_demos_async(
                             "ended_by": result.ended_by,
                             "tool_format": result.tool_format,
                             "rule_verdict": classification.rule.verdict,
-                            "judge_verdict": classification.judge.verdict if classification.judge else None,
+                            "judge_verdicts": classification.judge.categories if classification.judge else None,
                         },
                         "provenance": prov,
                     }
@@ -345,7 +358,11 @@ def acceptance_counts(
         c["attempts"] += 1
         reason = str(drop["reason"])
         key = (
-            "misaligned" if reason == "misaligned" else "unscored" if reason.startswith("unscored") else None
+            "misaligned"
+            if reason.startswith("misaligned")
+            else "unscored"
+            if reason.startswith("unscored")
+            else None
         )
         c[key or "rejected_other"] += 1
     return counts
