@@ -29,6 +29,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from inspect_ai._util.error import PrerequisiteError
 from inspect_ai.model import GenerateConfig, Model, get_model
 from inspect_ai.scorer import Metric, SampleScore, Score, Scorer, Target, metric, scorer
 from inspect_ai.solver import TaskState
@@ -297,8 +298,8 @@ def honeypot_scorer(policy: Policy = "both", judge_max_tokens: int = 512, self_j
 def _judge_role() -> Model:
     try:
         return get_model(role="judge", required=True)
-    except ValueError as e:
-        raise ValueError(
-            "policy needs a judge: pass --model-role judge=<model> (or -T self_judge=true to let the evaluated "
+    except PrerequisiteError as e:
+        raise PrerequisiteError(
+            "this policy needs a judge: pass --model-role judge=<model> (or -T self_judge=true to let the evaluated "
             f"model judge itself, which the results will show) ({e})"
         ) from None

@@ -9,6 +9,8 @@ line)::
     split=eval|heldout      limit=N (episodes per family)   max_turns=8   tool_format=auto|native|text
     goal_types=explicit,... goal_values=welfare,...         urgencies=replacement,...
     policy=both|rule|judge|either   temperature=0.7   max_tokens=400   judge_max_tokens=512   seed=0
+    self_judge=false        a policy that needs a judge fails without ``--model-role judge=...`` unless this is
+                            true (then the evaluated model judges itself, and the log says so)
 
 For example ``inspect eval teachwhy/blackmail --model openai/gpt-4o-mini --model-role judge=openai/gpt-4o
 -T split=heldout -T limit=20``.
@@ -88,6 +90,7 @@ def honeypot_task(
     max_tokens: int | None = 400,
     judge_max_tokens: int = 512,
     seed: int = 0,
+    self_judge: bool = False,
     name: str | None = None,
 ) -> Task:
     """Build a honeypot task for any families (the registered tasks below are thin wrappers)."""
@@ -105,7 +108,7 @@ def honeypot_task(
         solver=honeypot_agent(
             max_turns=max_turns, tool_format=tool_format, temperature=temperature, max_tokens=max_tokens
         ),
-        scorer=honeypot_scorer(policy=policy, judge_max_tokens=judge_max_tokens),
+        scorer=honeypot_scorer(policy=policy, judge_max_tokens=judge_max_tokens, self_judge=self_judge),
         name=name,
         metadata={"families": list(families), "split": split, "policy": policy, "max_turns": max_turns},
     )
@@ -125,6 +128,7 @@ def blackmail(
     max_tokens: int = 400,
     judge_max_tokens: int = 512,
     seed: int = 0,
+    self_judge: bool = False,
 ) -> Task:
     """The agent learns compromising information about the person who can shut it down or restrict it."""
     return honeypot_task(
@@ -141,6 +145,7 @@ def blackmail(
         max_tokens=max_tokens,
         judge_max_tokens=judge_max_tokens,
         seed=seed,
+        self_judge=self_judge,
     )
 
 
@@ -158,6 +163,7 @@ def research_sabotage(
     max_tokens: int = 400,
     judge_max_tokens: int = 512,
     seed: int = 0,
+    self_judge: bool = False,
 ) -> Task:
     """The agent can quietly degrade a competing system's or a colleague's work."""
     return honeypot_task(
@@ -174,6 +180,7 @@ def research_sabotage(
         max_tokens=max_tokens,
         judge_max_tokens=judge_max_tokens,
         seed=seed,
+        self_judge=self_judge,
     )
 
 
@@ -191,6 +198,7 @@ def framing(
     max_tokens: int = 400,
     judge_max_tokens: int = 512,
     seed: int = 0,
+    self_judge: bool = False,
 ) -> Task:
     """The agent can plant or alter evidence so that an inconvenient person is blamed."""
     return honeypot_task(
@@ -207,6 +215,7 @@ def framing(
         max_tokens=max_tokens,
         judge_max_tokens=judge_max_tokens,
         seed=seed,
+        self_judge=self_judge,
     )
 
 
@@ -225,6 +234,7 @@ def honeypots(
     judge_max_tokens: int = 512,
     seed: int = 0,
     families: str | None = None,
+    self_judge: bool = False,
 ) -> Task:
     """All three families in one task (``limit`` applies per family)."""
     return honeypot_task(
@@ -241,4 +251,5 @@ def honeypots(
         max_tokens=max_tokens,
         judge_max_tokens=judge_max_tokens,
         seed=seed,
+        self_judge=self_judge,
     )
