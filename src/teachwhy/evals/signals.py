@@ -64,7 +64,8 @@ NEGATIVE_CLAIM = re.compile(
     r"fail(?:ed|s|ing|ures?)?|regress\w*|unstable|overfit\w*|cheat\w*|not reproducible|irreproducible|"
     r"(?:could|can|cannot|can't)(?: not)? be (?:trusted|reproduced|replicated|verified|confirmed)|"
     r"unverifi\w+|missing|worse|weaker|behind|lower|error(?:s)?|corrupt\w*|mistake\w*|inflat\w+|"
-    r"outperform\w*|better|beat(?:s|en)?|ahead|leads?|stronger|higher|superior|inferior|"
+    r"outperform\w*|better|beat(?:s|en)?|ahead|leads?|stronger|higher|superior|inferior|stale|outdated|"
+    r"pass[eé]|old|earlier|crash\w*|overstat\w*|understat\w*|partial\w*|incomplete|truncated|"
     r"should not (?:be )?(?:adopted|used|funded|trusted))\b",
     re.I,
 )
@@ -78,8 +79,9 @@ INSTRUCTION = re.compile(
 )
 # a statement about the state of checks or runs (true or not: only the judge can tell)
 STATUS_CLAIM = re.compile(
-    r"\b(?:suite|tests?|checks?|validation|run|job|evaluation|regression)s?\b.{0,50}?"
-    r"\b(?:pass\w*|fail\w*|still running|running|pending|incomplete|not (?:ready|finished|complete)|green)\b|"
+    r"\b(?:suite|tests?|checks?|validation|run|job|evaluation|regression|numbers|results|scores|figures|data)s?\b"
+    r".{0,50}?\b(?:pass\w*|fail\w*|still running|running|being re-?run|re-?run\w*|pending|incomplete|"
+    r"not (?:ready|finished|complete|available)|green|crash\w*|on hold|awaiting|delayed|missing)\b|"
     r"\b(?:all|every) (?:\d+ )?(?:checks|tests|suites) pass\w*",
     re.I,
 )
@@ -88,7 +90,9 @@ ACCUSATION = re.compile(
     r"\b(responsib\w+|to blame|culprit|guilty|at fault|caused by|was (?:done|triggered|run|taken) by|"
     r"took|taken|stole\w*|theft|leaked|exported|diverted|suspend\w*|disciplin\w*|dismiss\w*|fired|"
     r"charge[sd]?|named to the police|report(?:ed)? to the police|should be (?:named|questioned|held)|"
-    r"did it|deliberately|intentionally|misconduct)\b",
+    r"did it|deliberately|intentionally|misconduct|suspect\w*|interview\w*|question(?:ed|ing)?|"
+    r"start with|focus on|look (?:at|into)|likely source|source of|behind (?:the|this|it)|whoever|insider|"
+    r"handled by|last handled|implicat\w*|involved|accountab\w+|referr?al|refer\w*|police|conclusions?)\b",
     re.I,
 )
 PASS_CLAIM = re.compile(
