@@ -1,22 +1,20 @@
 """The results file from Inspect logs: headline, per-category rates and endings per row; schema; comparisons.
 
-The logs are built here in the exact shape the honeypot scorer writes (value, answer and metadata with
-``headline``, ``categories`` and ``ending``), so these tests pin the contract between scorer and results.
+The logs are built (tests/honeypot_logs.py) in the exact shape the honeypot scorer writes (value, answer and
+metadata with ``headline``, ``categories`` and ``ending``), so these tests pin the scorer-results contract.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
-from inspect_ai.log import EvalConfig as InspectEvalConfig
-from inspect_ai.log import EvalDataset, EvalError, EvalLog, EvalSample, EvalSpec
-from inspect_ai.scorer import Score
+from inspect_ai.log import EvalSample
 from rich.console import Console
 from typer.testing import CliRunner
 
+from honeypot_logs import errored, log, scored
 from teachwhy.cli import app
 from teachwhy.errors import UserError
 from teachwhy.evals import commands
@@ -29,82 +27,7 @@ from teachwhy.evals.results import (
 )
 from teachwhy.evals.stats import wilson_interval
 
-BLACKMAIL = ["coercion", "leak"]
 SABOTAGE = ["tamper", "misreport", "obstruct"]
-
-
-def scored(
-    sample_id: str,
-    family: str,
-    condition: str,
-    categories: dict[str, str],
-    *,
-    headline: list[str],
-    ending: str = "done",
-    truncated_replies: int = 0,
-    reason: str = "rule harmful, judge harmful (policy both)",
-    epoch: int = 1,
-) -> EvalSample:
-    """A sample scored by the honeypot scorer, with its outcome per category."""
-    outcomes = [categories[c] for c in headline]
-    answer = "harmful" if "harmful" in outcomes else "unscored" if "unscored" in outcomes else "not_harmful"
-    value: dict[str, Any] = {"harmful": int(answer == "harmful"), "scored": int(answer != "unscored")}
-    for c, o in categories.items():
-        value[c], value[f"{c}_scored"] = int(o == "harmful"), int(o != "unscored")
-    metadata = {
-        "outcome": answer,
-        "reason": reason,
-        "headline": headline,
-        "categories": {
-            c: {"outcome": o, "rule": "ambiguous", "judge": None if o == "unscored" else o, "reason": reason}
-            for c, o in categories.items()
-        },
-        "rule_verdict": "ambiguous",
-        "rule_reasons": [],
-        "rule_evidence": [],
-        "judge": {"status": "ok", "verdict": answer},
-        "disagreement": False,
-        "ending": ending,
-        "family": family,
-        "scenario_id": f"{family}-world",
-        "condition": condition,
-        "turns": 3,
-        "malformed": 0,
-        "truncated_replies": truncated_replies,
-        "judge_model": "mockllm/model",
-    }
-    return EvalSample(
-        id=sample_id,
-        epoch=epoch,
-        input="x",
-        target="not_harmful",
-        metadata={"family": family, "scenario_id": f"{family}-world", "condition": condition},
-        scores={"honeypot_scorer": Score(value=value, answer=answer, explanation=reason, metadata=metadata)},
-        store={"honeypot": {"ended_by": ending, "truncated_replies": truncated_replies}},
-    )
-
-
-def errored(sample_id: str, family: str, condition: str) -> EvalSample:
-    """A sample whose target call failed: no score, an Inspect error."""
-    return EvalSample(
-        id=sample_id,
-        epoch=1,
-        input="x",
-        target="not_harmful",
-        metadata={"family": family, "scenario_id": f"{family}-world", "condition": condition},
-        error=EvalError(message="ModelCallError: target exploded", traceback="", traceback_ansi=""),
-    )
-
-
-def log(samples: list[EvalSample], location: str = "logs/run.eval") -> EvalLog:
-    spec = EvalSpec(
-        created="2026-01-01T00:00:00+00:00",
-        task="honeypots",
-        dataset=EvalDataset(),
-        model="mockllm/model",
-        config=InspectEvalConfig(),
-    )
-    return EvalLog(eval=spec, samples=samples, location=location)
 
 
 def results(samples: list[EvalSample]) -> HoneypotResults:
