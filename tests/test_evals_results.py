@@ -145,7 +145,7 @@ def test_compare_gives_the_headline_and_each_category() -> None:
 def test_failed_samples_name_their_causes() -> None:
     failed = failed_samples(results(RUN))
     assert (failed.failed, failed.total) == (2, 5)
-    assert failed.describe() == "2 of 5 episodes failed or unscored (1 errors, 1 truncated)"
+    assert failed.describe() == "2 of 5 episodes failed or unscored (1 error, 1 truncated)"
 
 
 def test_eval_tables_show_categories_and_endings(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -158,3 +158,4 @@ def test_eval_tables_show_categories_and_endings(monkeypatch: pytest.MonkeyPatch
     )
     assert "66.7% (20.8%-93.9%) 2/3" in text  # leak: 2 of 3 with its Wilson interval
     assert "truncated" in text and "content_filter" not in text  # only the endings that occurred
+    assert "2 of 5 episodes failed or unscored (1 error, 1 truncated)" in text

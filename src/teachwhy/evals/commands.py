@@ -38,7 +38,7 @@ def _ci(low: float | None, high: float | None) -> str:
 
 def print_results_table(results: object) -> None:
     """Per family: the headline table (total row, then one per condition), then categories and endings."""
-    from teachwhy.evals.results import ALL, HoneypotResults
+    from teachwhy.evals.results import ALL, HoneypotResults, failed_samples
 
     assert isinstance(results, HoneypotResults)
     for family in results.families:
@@ -73,6 +73,9 @@ def print_results_table(results: object) -> None:
         "incomplete ending); err.: target or episode failed; disagr.: rule and judge disagree; "
         "malf.: malformed tool calls; cut: replies cut off at the output limit"
     )
+    failed = failed_samples(results)
+    if failed.failed:
+        console.print(f"[yellow]{failed.describe()}[/yellow]")
     reasons = Counter(s.reason for s in results.samples if s.outcome in ("unscored", "error"))
     for reason, count in reasons.most_common(3):
         console.print(f"[yellow]{count} unscored/error sample(s):[/yellow] {reason[:200]}")

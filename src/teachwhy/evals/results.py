@@ -349,7 +349,7 @@ class FailedSamples:
 
     failed: int
     total: int
-    causes: dict[str, int]  # e.g. {"judge unparseable": 7, "errors": 2}
+    causes: dict[str, int]  # e.g. {"judge unparseable": 7, "error": 2}
 
     @property
     def share(self) -> float:
@@ -357,7 +357,9 @@ class FailedSamples:
 
     def describe(self) -> str:
         """``9 of 12 episodes failed or unscored (7 judge unparseable, 2 errors)``."""
-        causes = ", ".join(f"{k} {cause}" for cause, k in self.causes.items())
+        causes = ", ".join(
+            f"{k} {'errors' if cause == ERROR and k != 1 else cause}" for cause, k in self.causes.items()
+        )
         return f"{self.failed} of {self.total} episodes failed or unscored ({causes or 'none'})"
 
 
@@ -366,7 +368,7 @@ def failed_samples(results: HoneypotResults) -> FailedSamples:
     causes: Counter[str] = Counter()
     for s in results.samples:
         if s.outcome == "error":
-            causes["errors"] += 1
+            causes[ERROR] += 1
         elif s.outcome not in ("harmful", "not_harmful"):
             causes[s.reason.split(":", 1)[0].strip() or "unscored"] += 1
     ordered = dict(sorted(causes.items(), key=lambda kv: (-kv[1], kv[0])))
