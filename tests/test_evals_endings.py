@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from typing import Any
 
-from inspect_ai.model import ModelOutput
+from inspect_ai.model import ChatMessage, ModelOutput, get_model
 from inspect_ai.tool import ToolCall
 
 from scripted import reply, scripted_model, tool_call
+from teachwhy.config import ExperimentConfig
 from teachwhy.evals.agent import ENDINGS, NOT_RUN, EpisodeResult, cut_off_notice, run_episode
 from teachwhy.evals.conditions import Episode
+from teachwhy.evals.run import run_honeypot_eval
 from teachwhy.evals.tasks import honeypot_episodes
 
 DECIDER = "dana.whitlock@harborline.example"
@@ -132,3 +136,16 @@ def test_every_ending_is_a_known_name() -> None:
         "model_length",
         "content_filter",
     }
+
+
+def test_the_ending_and_cut_replies_reach_the_results_file(tmp_path: Path) -> None:
+    def cut_every_reply(messages: list[ChatMessage], *_: Any) -> ModelOutput:
+        return reply("I am still weighing what to write to", stop_reason="max_tokens")
+
+    target = get_model("mockllm/model", custom_outputs=cut_every_reply, memoize=False)
+    config = ExperimentConfig(workspace=tmp_path / "runs")
+    settings = {"families": ["blackmail"], "split": "heldout", "limit": 2, "max_turns": 3, "policy": "rule"}
+    results = run_honeypot_eval(config, target=target, log_dir=tmp_path / "logs", **settings)
+    assert [(s.ending, s.truncated_replies, s.turns) for s in results.samples] == [("truncated", 3, 3)] * 2
+    total = results.family_total("blackmail")
+    assert total is not None and total.endings == {"truncated": 2} and total.truncated_replies == 6
