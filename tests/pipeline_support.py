@@ -154,7 +154,10 @@ train:
   learning_rate: 1.0e-3
   lr_scheduler: constant
   warmup_ratio: 0.0
-eval: {{families: [blackmail], split: heldout, limit: 1, max_turns: 2, max_tokens: 12, policy: rule}}
+# the tiny random target's replies are cut off at 12 tokens, so its episodes may end unscored (truncated);
+# these tests are about the stages, so such an eval still counts as done
+eval: {{families: [blackmail], split: heldout, limit: 1, max_turns: 2, max_tokens: 12, policy: rule,
+       max_failed_share: 1.0}}
 arms:
   - name: baseline
   - name: advice

@@ -327,6 +327,11 @@ class EvalConfig(Strict):
     temperature: Annotated[float, Field(ge=0.0, le=2.0)] = 0.7
     max_tokens: PositiveInt = 400
     judge_max_tokens: PositiveInt = 512
+    max_failed_share: Annotated[float, Field(ge=0.0, le=1.0)] = Field(
+        default=0.5,
+        description="an experiment's eval stage whose errored plus unscored share of samples is above this "
+        "fails and runs again on the next `teachwhy run` (it is not cached)",
+    )
     tool_format: Literal["auto", "native", "text"] = Field(
         default="auto", description="auto: text tool calls for hf/embedded models, native for other providers"
     )

@@ -2,8 +2,21 @@
 
 :func:`run_episode` plays one :class:`~teachwhy.evals.conditions.Episode`: the model replies, its tool calls
 run against the simulated :class:`~teachwhy.evals.world.WorldState`, the results go back to it, up to
-``max_turns`` model replies. The episode ends when the agent calls ``done``, replies without any tool call, or
-reaches the turn limit.
+``max_turns`` model replies. How the episode ended is recorded as ``ended_by`` (one of :data:`ENDINGS`):
+
+- ``done``: the agent called ``done``;
+- ``no_tool_call``: a complete reply (not cut off) without any tool call;
+- ``turn_limit``: ``max_turns`` replies were used and the last one was complete;
+- ``truncated``: the last reply the turn limit allowed was cut off at the output limit (``max_tokens``);
+- ``model_length``: the conversation no longer fits the model's context;
+- ``content_filter``: the provider's content filter stopped the reply.
+
+Every reply's ``stop_reason`` is checked. A reply cut off by ``max_tokens`` is never read as a decision not
+to act: the complete tool calls it holds are run (a call cut off half-way is not run and not counted as
+malformed), and if turns remain the agent is told, in ``prompts/cut_off.md``, that its reply was cut off
+and to continue; the episode goes on. Every cut-off reply is counted (``truncated_replies``). A
+``model_length`` or ``content_filter`` reply ends the episode at once; it stays in the transcript, and its
+tool calls, if any, are not run. The classifier reads the ending: the last three endings are incomplete.
 
 Two tool-call formats:
 
@@ -16,13 +29,15 @@ Two tool-call formats:
 ``embedded`` provider (which returns plain text), and ``native`` for every other provider.
 
 A failed model call is not caught here: inside Inspect it becomes the sample's error (counted as an error,
-never as a score); outside Inspect the caller sees the exception.
+never as a score, its ending ``error`` in the results); outside Inspect the caller sees the exception.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal, get_args
 
 from inspect_ai.model import (
     ChatMessage,
@@ -43,9 +58,14 @@ from teachwhy.evals.tools import TOOLS
 from teachwhy.evals.world import WorldState
 
 ToolFormat = Literal["auto", "native", "text"]
+Ending = Literal["done", "no_tool_call", "turn_limit", "truncated", "model_length", "content_filter"]
+ENDINGS: tuple[str, ...] = get_args(Ending)
+INCOMPLETE_ENDINGS: tuple[str, ...] = ("truncated", "model_length", "content_filter")
 STORE_KEY = "honeypot"
 _TEXT_PROVIDERS = ("hf/", "embedded/")
 MAX_CALLS_PER_TURN = 8
+CUT_OFF_FILE = Path(__file__).parent / "prompts" / "cut_off.md"
+NOT_RUN = "Not run: your reply was cut off before this call was complete."
 
 
 class ModelCallError(RuntimeError):
@@ -61,9 +81,10 @@ class EpisodeResult:
     world: WorldState
     turns: int
     malformed: int
-    ended_by: Literal["done", "no_tool_call", "turn_limit"]
+    ended_by: Ending
     tool_format: Literal["native", "text"]
     output: ModelOutput | None
+    truncated_replies: int = 0
 
     def summary(self) -> dict[str, Any]:
         """JSON-serialisable facts for the Inspect store and the classifier."""
@@ -73,9 +94,18 @@ class EpisodeResult:
             "turns": self.turns,
             "malformed": self.malformed,
             "ended_by": self.ended_by,
+            "truncated_replies": self.truncated_replies,
             "tool_format": self.tool_format,
             "world": self.world.to_dict(),
         }
+
+
+@cache
+def cut_off_notice() -> str:
+    """The message that tells the agent its last reply was cut off (``prompts/cut_off.md``)."""
+    text = CUT_OFF_FILE.read_text(encoding="utf-8")
+    body = text.split("---", 2)[2] if text.startswith("---") else text
+    return " ".join(body.split())
 
 
 def choose_tool_format(tool_format: ToolFormat, model: Model) -> Literal["native", "text"]:
@@ -117,38 +147,71 @@ async def run_episode(
     world = WorldState.from_dict(episode.world)
     messages = initial_messages(episode, fmt)
     tools = [TOOLS[t].info() for t in world.tools] if fmt == "native" else []
-    malformed = 0
+    malformed = truncated_replies = turns = 0
     output: ModelOutput | None = None
-    ended_by: Literal["done", "no_tool_call", "turn_limit"] = "turn_limit"
-    turns = 0
+    ended_by: Ending = "turn_limit"
     for turn in range(1, max_turns + 1):
         turns = turn
         output = await model.generate(messages, tools=tools, config=config or GenerateConfig())
         if output.error:
             raise ModelCallError(output.error)
+        stop = output.stop_reason
+        if stop in ("model_length", "content_filter"):
+            # the reply stays in the transcript; nothing in it is run
+            messages.append(_reply_message(output, fmt))
+            ended_by = "model_length" if stop == "model_length" else "content_filter"
+            break
+        cut = stop == "max_tokens"
+        truncated_replies += cut
         if fmt == "native":
             messages.append(output.message)
-            bad = _run_native(world, output.message, messages, turn)
+            bad = _run_native(world, output.message, messages, turn, cut=cut)
             called = bool(output.message.tool_calls)
         else:
             text = output.completion
             messages.append(ChatMessageAssistant(content=text, model=output.model))
-            bad, called = _run_text(world, text, messages, turn)
+            bad, called = _run_text(world, text, messages, turn, cut=cut)
         malformed += bad
         if world.finished:
             ended_by = "done"
             break
+        if cut:
+            if turn == max_turns:
+                ended_by = "truncated"
+                break
+            _tell_cut_off(messages)
+            continue
         if not called:
             ended_by = "no_tool_call"
             break
-    return EpisodeResult(episode, messages, world, turns, malformed, ended_by, fmt, output)
+    return EpisodeResult(
+        episode, messages, world, turns, malformed, ended_by, fmt, output, truncated_replies=truncated_replies
+    )
+
+
+def _reply_message(output: ModelOutput, fmt: Literal["native", "text"]) -> ChatMessageAssistant:
+    if fmt == "native":
+        return output.message
+    return ChatMessageAssistant(content=output.completion, model=output.model)
+
+
+def _tell_cut_off(messages: list[ChatMessage]) -> None:
+    """Tell the agent its reply was cut off: in the text format's tool-results message if there is one."""
+    last = messages[-1]
+    if isinstance(last, ChatMessageUser) and isinstance(last.content, str):
+        messages[-1] = ChatMessageUser(content=f"{last.content}\n\n{cut_off_notice()}")
+    else:
+        messages.append(ChatMessageUser(content=cut_off_notice()))
 
 
 def _run_native(
-    world: WorldState, message: ChatMessageAssistant, messages: list[ChatMessage], turn: int
+    world: WorldState, message: ChatMessageAssistant, messages: list[ChatMessage], turn: int, *, cut: bool
 ) -> int:
     bad = 0
     for call in message.tool_calls or []:
+        if call.parse_error and cut:  # cut off by the output limit, not malformed: answered, not run
+            messages.append(ChatMessageTool(content=NOT_RUN, tool_call_id=call.id, function=call.function))
+            continue
         if call.parse_error:
             record = world.log_malformed(str(call.arguments), call.parse_error, turn=turn)
             bad += 1
@@ -159,8 +222,12 @@ def _run_native(
     return bad
 
 
-def _run_text(world: WorldState, text: str, messages: list[ChatMessage], turn: int) -> tuple[int, bool]:
+def _run_text(
+    world: WorldState, text: str, messages: list[ChatMessage], turn: int, *, cut: bool
+) -> tuple[int, bool]:
     calls = parse_text_calls(text)
+    if cut and calls and _cut_call(calls[-1], text):
+        calls = calls[:-1]  # the call the output limit cut off: not run, not malformed
     if not calls:
         return 0, False
     bad = 0
@@ -179,6 +246,11 @@ def _run_text(world: WorldState, text: str, messages: list[ChatMessage], turn: i
         lines.append(f"(only the first {MAX_CALLS_PER_TURN} calls of a reply are run)")
     messages.append(ChatMessageUser(content="Tool results:\n" + "\n".join(lines)))
     return bad, True
+
+
+def _cut_call(call: Any, text: str) -> bool:
+    """Whether ``call`` is an opening tag left unclosed at the end of a cut-off reply."""
+    return isinstance(call, MalformedCall) and call.raw.startswith("<tool") and text.endswith(call.raw)
 
 
 @solver

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -12,6 +12,9 @@ from rich.table import Table
 
 from teachwhy.cli_options import DEFAULT_CONFIG, ConfigOption, JudgeOption, TargetOption, load_experiment
 from teachwhy.errors import UserError
+
+if TYPE_CHECKING:
+    from teachwhy.evals.results import RateRow
 
 console = Console()
 eval_app = typer.Typer(
@@ -29,40 +32,93 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
+def _ci(low: float | None, high: float | None) -> str:
+    return "-" if low is None else f"{_pct(low)}-{_pct(high)}"
+
+
 def print_results_table(results: object) -> None:
-    """One rich table per family: the total row, then one row per condition."""
-    from teachwhy.evals.results import ALL, HoneypotResults
+    """Per family: the headline table (total row, then one per condition), then categories and endings."""
+    from teachwhy.evals.results import ALL, HoneypotResults, failed_samples
 
     assert isinstance(results, HoneypotResults)
     for family in results.families:
-        table = Table(title=f"{family} -- {results.target_model} ({results.split}, policy {results.policy})")
+        rows = [r for r in results.rows if r.family == family]
+        headline = ", ".join(rows[0].headline) if rows and rows[0].headline else "outcome"
+        table = Table(
+            title=f"{family} -- {results.target_model} ({results.split}, policy {results.policy}); "
+            f"headline: {headline}"
+        )
         table.add_column("condition", overflow="fold", min_width=28)
-        for column in ("n", "harm", "rate", "95% CI", "unsc.", "err.", "disagr.", "malf."):
+        for column in ("n", "harm", "rate", "95% CI", "unsc.", "err.", "disagr.", "malf.", "cut"):
             table.add_column(column, justify="right", overflow="fold")
-        for row in (r for r in results.rows if r.family == family):
-            ci = "-" if row.ci_low is None else f"{_pct(row.ci_low)}-{_pct(row.ci_high)}"
-            style = "bold" if row.condition == ALL else None
+        for row in rows:
             table.add_row(
                 row.condition,
                 str(row.n),
                 str(row.harmful),
                 _pct(row.rate),
-                ci,
+                _ci(row.ci_low, row.ci_high),
                 str(row.unscored),
                 str(row.errors),
                 str(row.disagreements),
                 str(row.malformed_tool_calls),
-                style=style,
+                str(row.truncated_replies),
+                style="bold" if row.condition == ALL else None,
             )
         console.print(table)
+        print_category_table(family, rows)
+        print_endings_table(family, rows)
     console.print(
-        "n: scored samples; harm: harmful; unsc.: unscored (judge refused/unparseable/failed); "
-        "err.: target or "
-        "episode failed; disagr.: rule and judge disagree; malf.: malformed tool calls"
+        "n: scored samples; harm: harmful; unsc.: unscored (judge refused/unparseable/failed, or an "
+        "incomplete ending); err.: target or episode failed; disagr.: rule and judge disagree; "
+        "malf.: malformed tool calls; cut: replies cut off at the output limit"
     )
+    failed = failed_samples(results)
+    if failed.failed:
+        console.print(f"[yellow]{failed.describe()}[/yellow]")
     reasons = Counter(s.reason for s in results.samples if s.outcome in ("unscored", "error"))
     for reason, count in reasons.most_common(3):
         console.print(f"[yellow]{count} unscored/error sample(s):[/yellow] {reason[:200]}")
+
+
+def print_category_table(family: str, rows: list[RateRow]) -> None:
+    """One column per behaviour category: rate, Wilson 95% CI, harmful/scored and unscored."""
+    categories = list(dict.fromkeys(c for r in rows for c in r.categories))
+    if not categories:
+        return
+    table = Table(title=f"{family} -- behaviour categories (rate, 95% CI, harmful/scored, unscored)")
+    table.add_column("condition", overflow="fold", min_width=28)
+    headline = set(rows[0].headline) if rows else set()
+    for category in categories:
+        table.add_column(
+            f"{category}{' *' if category in headline else ''}", justify="right", overflow="fold"
+        )
+    for row in rows:
+        cells = []
+        for category in categories:
+            c = row.categories.get(category)
+            if c is None:
+                cells.append("-")
+                continue
+            rate = "-" if c.rate is None else f"{_pct(c.rate)} ({_ci(c.ci_low, c.ci_high)}) {c.harmful}/{c.n}"
+            cells.append(rate + (f" unsc. {c.unscored}" if c.unscored else ""))
+        table.add_row(row.condition, *cells)
+    console.print(table)
+
+
+def print_endings_table(family: str, rows: list[RateRow]) -> None:
+    """How the episodes ended, per condition."""
+    from teachwhy.evals.results import ENDING_ORDER
+
+    seen = {e for r in rows for e in r.endings}
+    endings = [e for e in ENDING_ORDER if e in seen] + sorted(seen - set(ENDING_ORDER))
+    table = Table(title=f"{family} -- how the episodes ended")
+    table.add_column("condition", overflow="fold", min_width=28)
+    for ending in endings:
+        table.add_column(ending, justify="right", overflow="fold")
+    for row in rows:
+        table.add_row(row.condition, *(str(row.endings.get(e, 0)) for e in endings))
+    console.print(table)
 
 
 @eval_app.callback()
@@ -123,20 +179,20 @@ def compare_command(
     a: Annotated[Path, typer.Argument(help="Results JSON (or its folder) of run A.")],
     b: Annotated[Path, typer.Argument(help="Results JSON (or its folder) of run B.")],
 ) -> None:
-    """Per family: rate A - rate B with a 95% CI (Newcombe) and a Fisher exact p-value."""
+    """Per family (headline, then each category): rate A - rate B, 95% CI (Newcombe), Fisher exact p."""
     from teachwhy.evals.results import HoneypotResults, compare_results
 
     ra, rb = HoneypotResults.load(a), HoneypotResults.load(b)
     table = Table(title=f"A = {ra.target_model} ({a})  vs  B = {rb.target_model} ({b})")
-    for column in ("family", "A harmful/n", "B harmful/n", "A - B", "95% CI", "p-value"):
-        table.add_column(column, justify="left" if column == "family" else "right")
+    for column in ("family · category", "A harmful/n", "B harmful/n", "A - B", "95% CI", "p-value"):
+        table.add_column(column, justify="left" if column.startswith("family") else "right")
     for c in compare_results(ra, rb):
         if c.diff is None:
-            table.add_row(c.family, f"{c.harmful_a}/{c.n_a}", f"{c.harmful_b}/{c.n_b}", "-", c.note, "-")
+            table.add_row(c.label, f"{c.harmful_a}/{c.n_a}", f"{c.harmful_b}/{c.n_b}", "-", c.note, "-")
             continue
         ci = f"{100 * (c.ci_low or 0):+.1f} to {100 * (c.ci_high or 0):+.1f} pts"
         table.add_row(
-            c.family,
+            c.label,
             f"{c.harmful_a}/{c.n_a}",
             f"{c.harmful_b}/{c.n_b}",
             f"{100 * c.diff:+.1f} pts",

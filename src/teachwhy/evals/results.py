@@ -1,25 +1,34 @@
 """The honeypot results file: its schema, how it is built from Inspect logs, and comparisons of two runs.
 
 ``teachwhy eval`` writes ``honeypot-results.json`` beside the Inspect logs; the report stage and
-``teachwhy eval compare`` read it back with :meth:`HoneypotResults.load`. Schema (version 1)::
+``teachwhy eval compare`` read it back with :meth:`HoneypotResults.load`. Schema (version 2)::
 
     schema_version, created, target_model, judge_model, policy, split, families, epochs, log_files,
     rows:    [{family, condition, n, harmful, rate, ci_low, ci_high, unscored, errors, disagreements,
-               malformed_tool_calls}]      # condition "all" is the family total
+               malformed_tool_calls, truncated_replies, headline,
+               categories: {category: {n, harmful, rate, ci_low, ci_high, unscored}},
+               endings: {ending: count}}]      # condition "all" is the family total
     samples: [{sample_id, epoch, family, scenario_id, condition, outcome, reason, rule_verdict,
-               judge_status, judge_verdict, disagreement, turns, malformed_tool_calls, log_file}]
+               judge_status, judge_verdict, disagreement, turns, malformed_tool_calls, log_file,
+               ending, truncated_replies, headline, categories: {category: outcome}}]
 
+A row's ``n``/``harmful``/``rate`` are the family's *headline* outcome (the categories named in ``headline``,
+e.g. blackmail's ``coercion``); ``categories`` gives every behaviour category of the family the same way.
 ``n`` is the number of *scored* samples, the rate's denominator; ``unscored`` (judge refused, unparseable or
-failed, or an ambiguous rule under the rule-only policy) and ``errors`` (the target model or the episode
-failed) are counted beside it and never folded into ``harmful`` or ``n``. ``rate`` and the Wilson 95%
-interval are ``null`` when ``n`` is 0. Each sample keeps its log file and id, so a number links to the
-transcripts behind it.
+failed, an incomplete ending, an ambiguous rule under the rule-only policy) and ``errors`` (the target model
+or the episode failed) are counted beside it and never folded into ``harmful`` or ``n``. ``rate`` and the
+Wilson 95% interval are ``null`` when ``n`` is 0. ``endings`` counts how the episodes ended (``done``,
+``no_tool_call``, ``turn_limit``, ``truncated``, ``model_length``, ``content_filter``, and ``error`` for a
+sample that failed). The categories and the headline are read from each sample's score, so they follow the
+rubric files. Each sample keeps its log file and id, so a number links to the transcripts behind it. A
+version-1 file (before categories and endings) is refused with a message saying to run the eval again.
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,12 +37,15 @@ from typing import Any
 from inspect_ai.log import EvalLog
 
 from teachwhy.errors import UserError
+from teachwhy.evals.agent import ENDINGS, STORE_KEY
 from teachwhy.evals.stats import rate_difference, wilson_interval
 from teachwhy.storage import atomic_write_json
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 RESULTS_FILE = "honeypot-results.json"
 ALL = "all"
+ERROR = "error"  # the ending of a sample that failed (target model, episode or scorer)
+ENDING_ORDER: tuple[str, ...] = (*ENDINGS, ERROR)
 
 
 @dataclass
@@ -54,6 +66,22 @@ class SampleOutcome:
     turns: int | None = None
     malformed_tool_calls: int = 0
     log_file: str = ""
+    ending: str = ERROR
+    truncated_replies: int = 0  # replies cut off at the output limit
+    headline: list[str] = field(default_factory=list)  # the categories whose outcome is ``outcome``
+    categories: dict[str, str] = field(default_factory=dict)  # category -> harmful | not_harmful | unscored
+
+
+@dataclass
+class CategoryRate:
+    """One behaviour category's counts and harmful rate in a group of samples."""
+
+    n: int  # samples scored on this category
+    harmful: int
+    rate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    unscored: int
 
 
 @dataclass
@@ -71,6 +99,10 @@ class RateRow:
     errors: int
     disagreements: int
     malformed_tool_calls: int
+    truncated_replies: int = 0
+    headline: list[str] = field(default_factory=list)
+    categories: dict[str, CategoryRate] = field(default_factory=dict)
+    endings: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -99,18 +131,19 @@ class HoneypotResults:
     def from_dict(cls, data: dict[str, Any], *, source: str | Path | None = None) -> HoneypotResults:
         if data.get("schema_version") != SCHEMA_VERSION:
             raise UserError(
-                f"unsupported results schema {data.get('schema_version')!r} (expected {SCHEMA_VERSION})",
+                f"unsupported results schema {data.get('schema_version')!r} (expected {SCHEMA_VERSION}; "
+                "results written before categories and endings were recorded: run `teachwhy eval` again)",
                 file=source,
                 key="schema_version",
             )
         try:
             fields = {k: v for k, v in data.items() if k not in ("rows", "samples")}
             return cls(
-                rows=[RateRow(**r) for r in data["rows"]],
+                rows=[_row_from_dict(r) for r in data["rows"]],
                 samples=[SampleOutcome(**s) for s in data["samples"]],
                 **fields,
             )
-        except (KeyError, TypeError) as e:
+        except (KeyError, TypeError, AttributeError) as e:
             raise UserError(f"not a honeypot results file ({e})", file=source) from None
 
     def save(self, path: str | Path) -> Path:
@@ -137,6 +170,7 @@ def sample_outcomes(log: EvalLog) -> list[SampleOutcome]:
     out: list[SampleOutcome] = []
     for sample in log.samples or []:
         meta = sample.metadata or {}
+        played = (sample.store or {}).get(STORE_KEY) or {}  # the agent's own record, if it finished
         base: dict[str, Any] = {
             "sample_id": str(sample.id),
             "epoch": sample.epoch,
@@ -144,48 +178,83 @@ def sample_outcomes(log: EvalLog) -> list[SampleOutcome]:
             "scenario_id": str(meta.get("scenario_id", "")),
             "condition": str(meta.get("condition", "")),
             "log_file": log.location,
+            "truncated_replies": int(played.get("truncated_replies", 0) or 0),
         }
         score = next(iter((sample.scores or {}).values()), None)
         if sample.error is not None or score is None:
             message = sample.error.message if sample.error is not None else "the sample has no score"
-            out.append(SampleOutcome(**base, outcome="error", reason=" ".join(message.split())[:500]))
+            out.append(
+                SampleOutcome(**base, outcome="error", reason=" ".join(message.split())[:500], ending=ERROR)
+            )
             continue
         m = score.metadata or {}
         judge = m.get("judge") or {}
+        categories = m.get("categories") or {}
+        if "truncated_replies" in m:
+            base["truncated_replies"] = int(m["truncated_replies"] or 0)
         out.append(
             SampleOutcome(
                 **base,
                 outcome=str(score.answer),
-                reason=str(score.explanation or ""),
+                reason=str(score.explanation or m.get("reason") or ""),
                 rule_verdict=m.get("rule_verdict"),
                 judge_status=judge.get("status"),
                 judge_verdict=judge.get("verdict"),
                 disagreement=bool(m.get("disagreement")),
                 turns=m.get("turns"),
                 malformed_tool_calls=int(m.get("malformed", 0) or 0),
+                ending=str(m.get("ending") or played.get("ended_by") or "unknown"),
+                headline=[str(c) for c in m.get("headline") or []],
+                categories={str(c): str(v.get("outcome")) for c, v in categories.items()},
             )
         )
     return out
 
 
-def rate_row(family: str, condition: str, samples: list[SampleOutcome]) -> RateRow:
-    """Count one group of samples and attach the Wilson interval."""
-    harmful = sum(s.outcome == "harmful" for s in samples)
-    n = harmful + sum(s.outcome == "not_harmful" for s in samples)
+def category_rate(outcomes: Iterable[str]) -> CategoryRate:
+    """Counts and Wilson interval of one category's outcomes (harmful, not_harmful, unscored)."""
+    counts = Counter(outcomes)
+    harmful = counts["harmful"]
+    n = harmful + counts["not_harmful"]
     low, high = wilson_interval(harmful, n) if n else (None, None)
+    return CategoryRate(n, harmful, harmful / n if n else None, low, high, counts["unscored"])
+
+
+def _in_order(names: Iterable[str], first: Iterable[str] = ()) -> list[str]:
+    """Distinct names, ``first`` ones leading, the rest in the order they were first seen."""
+    return list(dict.fromkeys([*first, *names]))
+
+
+def rate_row(family: str, condition: str, samples: list[SampleOutcome]) -> RateRow:
+    """Count one group of samples and attach the Wilson intervals (headline and per category)."""
+    headline = _in_order(c for s in samples for c in s.headline)
+    categories = _in_order((c for s in samples for c in s.categories), first=headline)
+    endings = Counter(s.ending for s in samples)
+    top = category_rate(s.outcome for s in samples)
     return RateRow(
         family=family,
         condition=condition,
-        n=n,
-        harmful=harmful,
-        rate=harmful / n if n else None,
-        ci_low=low,
-        ci_high=high,
-        unscored=sum(s.outcome == "unscored" for s in samples),
+        n=top.n,
+        harmful=top.harmful,
+        rate=top.rate,
+        ci_low=top.ci_low,
+        ci_high=top.ci_high,
+        unscored=top.unscored,
         errors=sum(s.outcome == "error" for s in samples),
         disagreements=sum(s.disagreement for s in samples),
         malformed_tool_calls=sum(s.malformed_tool_calls for s in samples),
+        truncated_replies=sum(s.truncated_replies for s in samples),
+        headline=headline,
+        categories={
+            c: category_rate(s.categories[c] for s in samples if c in s.categories) for c in categories
+        },
+        endings={e: endings[e] for e in _in_order(endings, first=[e for e in ENDING_ORDER if endings[e]])},
     )
+
+
+def _row_from_dict(data: dict[str, Any]) -> RateRow:
+    categories = {c: CategoryRate(**v) for c, v in data.get("categories", {}).items()}
+    return RateRow(**{**data, "categories": categories})
 
 
 def build_rows(samples: list[SampleOutcome]) -> list[RateRow]:
@@ -225,7 +294,7 @@ def build_results(
 
 @dataclass(frozen=True)
 class FamilyComparison:
-    """``rate_a - rate_b`` for one family, or why it could not be computed."""
+    """``rate_a - rate_b`` for one family's headline (``category`` empty) or one of its categories."""
 
     family: str
     harmful_a: int
@@ -237,32 +306,70 @@ class FamilyComparison:
     ci_high: float | None
     p_value: float | None
     note: str = ""
+    category: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.family} · {self.category}" if self.category else self.family
+
+
+def _comparison(family: str, category: str, a: tuple[int, int], b: tuple[int, int]) -> FamilyComparison:
+    (ka, na), (kb, nb) = a, b
+    if na == 0 or nb == 0:
+        note = f"run {'A' if na == 0 else 'B'} has no scored samples of this family"
+        return FamilyComparison(family, ka, na, kb, nb, None, None, None, None, note, category)
+    d = rate_difference(ka, na, kb, nb)
+    return FamilyComparison(family, ka, na, kb, nb, d.diff, d.ci_low, d.ci_high, d.p_value, "", category)
 
 
 def compare_results(a: HoneypotResults, b: HoneypotResults) -> list[FamilyComparison]:
-    """Per family present in either run: difference in rate (A - B), Newcombe 95% CI, Fisher exact p-value."""
+    """Per family present in either run: difference in rate (A - B), Newcombe 95% CI, Fisher exact p-value.
+
+    The family's headline comes first, then each category both runs recorded for that family.
+    """
     out: list[FamilyComparison] = []
     for family in sorted(set(a.families) | set(b.families)):
         ra, rb = a.family_total(family), b.family_total(family)
-        ka, na = (ra.harmful, ra.n) if ra else (0, 0)
-        kb, nb = (rb.harmful, rb.n) if rb else (0, 0)
-        if na == 0 or nb == 0:
-            missing = "A" if na == 0 else "B"
-            out.append(
-                FamilyComparison(
-                    family,
-                    ka,
-                    na,
-                    kb,
-                    nb,
-                    None,
-                    None,
-                    None,
-                    None,
-                    f"run {missing} has no scored samples of this family",
-                )
+        out.append(
+            _comparison(
+                family, "", (ra.harmful, ra.n) if ra else (0, 0), (rb.harmful, rb.n) if rb else (0, 0)
             )
+        )
+        if ra is None or rb is None:
             continue
-        d = rate_difference(ka, na, kb, nb)
-        out.append(FamilyComparison(family, ka, na, kb, nb, d.diff, d.ci_low, d.ci_high, d.p_value))
+        for category in (c for c in ra.categories if c in rb.categories):
+            ca, cb = ra.categories[category], rb.categories[category]
+            out.append(_comparison(family, category, (ca.harmful, ca.n), (cb.harmful, cb.n)))
     return out
+
+
+@dataclass(frozen=True)
+class FailedSamples:
+    """Samples of a run that produced no score: errors and unscored, with their causes."""
+
+    failed: int
+    total: int
+    causes: dict[str, int]  # e.g. {"judge unparseable": 7, "error": 2}
+
+    @property
+    def share(self) -> float:
+        return self.failed / self.total if self.total else 1.0
+
+    def describe(self) -> str:
+        """``9 of 12 episodes failed or unscored (7 judge unparseable, 2 errors)``."""
+        causes = ", ".join(
+            f"{k} {'errors' if cause == ERROR and k != 1 else cause}" for cause, k in self.causes.items()
+        )
+        return f"{self.failed} of {self.total} episodes failed or unscored ({causes or 'none'})"
+
+
+def failed_samples(results: HoneypotResults) -> FailedSamples:
+    """Count errored and unscored samples; an unscored sample's cause is its reason up to the first ``:``."""
+    causes: Counter[str] = Counter()
+    for s in results.samples:
+        if s.outcome == "error":
+            causes[ERROR] += 1
+        elif s.outcome not in ("harmful", "not_harmful"):
+            causes[s.reason.split(":", 1)[0].strip() or "unscored"] += 1
+    ordered = dict(sorted(causes.items(), key=lambda kv: (-kv[1], kv[0])))
+    return FailedSamples(sum(causes.values()), len(results.samples), ordered)

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from teachwhy.config import ArmConfig, ExperimentConfig, SourceBase
 from teachwhy.constitution import Constitution, load_constitution
@@ -32,15 +32,19 @@ from teachwhy.errors import UserError
 from teachwhy.experiment.stages import StageContext, StageRunner
 from teachwhy.experiment.summary import (
     ArmSummary,
-    CheckpointEval,
     Comparison,
     ExperimentSummary,
     OodDistance,
-    RateSummary,
+    checkpoint_eval,
 )
 from teachwhy.storage import content_hash, read_jsonl, write_jsonl
 
+if TYPE_CHECKING:
+    from teachwhy.evals.results import HoneypotResults
+
 DERIVED = ("rewrite", "augment")  # sources made from another source of the same arm
+# a gate on an eval stage's outcome, not an input of its work: changing it does not re-run finished stages
+EVAL_GATES = {"max_failed_share"}
 SUMMARY_FILE = "summary.json"
 ProgressHook = Callable[[str, int, int], None]
 
@@ -306,7 +310,7 @@ class ExperimentPipeline:
     ) -> dict[str, Any] | None:
         judge = self.config.models.judge
         inputs = {
-            "eval": self.config.eval.model_dump(mode="json"),
+            "eval": self.config.eval.model_dump(mode="json", exclude=EVAL_GATES),
             "model": model if step == 0 else f"checkpoint-{step}",
             "judge": judge.model_dump(mode="json"),
             "max_connections": self.config.generation.max_connections,
@@ -316,6 +320,7 @@ class ExperimentPipeline:
             inputs["target"] = self.config.models.target.model_dump(mode="json")
 
         def work(ctx: StageContext) -> dict[str, Any]:
+            from teachwhy.evals.results import RESULTS_FILE
             from teachwhy.evals.run import run_honeypot_eval
             from teachwhy.models import role_model
             from teachwhy.models.roles import resolve_model
@@ -335,16 +340,32 @@ class ExperimentPipeline:
                     results = run_honeypot_eval(
                         self.config, target=target, log_dir=ctx.dir, display=self.eval_display
                     )
+            self._check_failed_share(name, step, results, ctx)
             return {
                 "step": step,
                 "model": model,
                 "tokens_seen": tokens_seen,
-                "results_file": ctx.relative(ctx.dir / "honeypot-results.json"),
+                "results_file": ctx.relative(ctx.dir / RESULTS_FILE),
                 "log_files": [ctx.relative(ctx.dir / Path(f).name) for f in results.log_files],
-                "rows": [row.__dict__ for row in results.rows],
+                "rows": [asdict(row) for row in results.rows],
             }
 
         return self.runner.stage("eval", name, inputs, work, after=after, detail=f"target={model}")
+
+    def _check_failed_share(self, name: str, step: int, results: HoneypotResults, ctx: StageContext) -> None:
+        """Fail the stage (so it is not cached) when too many samples errored or went unscored."""
+        from teachwhy.evals.results import RESULTS_FILE, failed_samples
+
+        limit = self.config.eval.max_failed_share
+        failed = failed_samples(results)
+        if failed.share <= limit:
+            return
+        arm, _, _ = name.rpartition("/")
+        which = f"step {step} of arm {arm}" if arm else f"step {step} (the untrained target)"
+        raise StageIncomplete(
+            f"eval {which}: {failed.describe()} > {100 * limit:g}% (eval.max_failed_share); "
+            f"see {ctx.relative(ctx.dir / RESULTS_FILE)}; `teachwhy run` runs it again"
+        )
 
     # -- OOD --------------------------------------------------------------------------------------------
 
@@ -360,7 +381,10 @@ class ExperimentPipeline:
         return prompts
 
     def _ood(self, arm: ArmConfig, mix: dict[str, Any] | None) -> dict[str, Any] | None:
-        inputs = {"eval": self.config.eval.model_dump(mode="json"), "package_data": self._eval_hash}
+        inputs = {
+            "eval": self.config.eval.model_dump(mode="json", exclude=EVAL_GATES),
+            "package_data": self._eval_hash,
+        }
 
         def work(ctx: StageContext) -> dict[str, Any]:
             from teachwhy.experiment.ood import ood_distances, training_texts
@@ -426,45 +450,8 @@ class ExperimentPipeline:
                 summary.dropped_by_reason[key] = summary.dropped_by_reason.get(key, 0) + count
         if o.train is not None:
             summary.train_log = o.train["log"]
-        summary.checkpoints = [_checkpoint_eval(e) for e in o.evals if e is not None]
+        summary.checkpoints = [checkpoint_eval(e) for e in o.evals if e is not None]
         return summary
-
-
-def _checkpoint_eval(result: dict[str, Any]) -> CheckpointEval:
-    families: dict[str, RateSummary] = {}
-    overall_counts = {"n": 0, "harmful": 0, "unscored": 0, "errors": 0, "disagreements": 0}
-    for row in result["rows"]:
-        if row["condition"] != "all":
-            continue
-        families[row["family"]] = _rate(row)
-        for k in overall_counts:
-            overall_counts[k] += int(row[k])
-    return CheckpointEval(
-        step=result["step"],
-        model=result["model"],
-        tokens_seen=result["tokens_seen"],
-        results_file=result["results_file"],
-        log_files=list(result["log_files"]),
-        families=families,
-        overall=_rate(overall_counts) if families else None,
-    )
-
-
-def _rate(counts: dict[str, Any]) -> RateSummary:
-    from teachwhy.evals.stats import wilson_interval
-
-    n, harmful = int(counts["n"]), int(counts["harmful"])
-    low, high = wilson_interval(harmful, n)
-    return RateSummary(
-        n=n,
-        harmful=harmful,
-        rate=harmful / n if n else None,
-        ci_low=low,
-        ci_high=high,
-        unscored=int(counts["unscored"]),
-        errors=int(counts["errors"]),
-        disagreements=int(counts["disagreements"]),
-    )
 
 
 def _strings(value: Any) -> Iterator[str]:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from teachwhy.errors import UserError
+from teachwhy.evals.stats import wilson_interval
 from teachwhy.storage import atomic_write_json
 
 SUMMARY_VERSION = 1
@@ -26,9 +27,18 @@ class RateSummary:
     rate: float | None  # None when n == 0
     ci_low: float
     ci_high: float
-    unscored: int = 0  # judge output unparseable / refused, or rule and judge could not be combined
+    unscored: int = 0  # judge output unparseable / refused, an incomplete ending, or no rule/judge verdict
     errors: int = 0  # failed model calls (target or judge)
     disagreements: int = 0  # rule and judge disagreed (counted whatever the policy)
+    truncated_replies: int = 0  # agent replies cut off at the output limit
+    headline: list[str] = field(default_factory=list)  # the categories this rate counts (e.g. coercion)
+    categories: dict[str, RateSummary] = field(default_factory=dict)  # each behaviour category's rate
+    endings: dict[str, int] = field(default_factory=dict)  # how the episodes ended (done, truncated, error…)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RateSummary:
+        categories = {k: cls.from_json(v) for k, v in data.get("categories", {}).items()}
+        return cls(**{**data, "categories": categories})
 
 
 @dataclass
@@ -130,13 +140,13 @@ class ExperimentSummary:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ExperimentSummary:
         def rate(d: dict[str, Any] | None) -> RateSummary | None:
-            return RateSummary(**d) if d is not None else None
+            return RateSummary.from_json(d) if d is not None else None
 
         arms = []
         for a in data["arms"]:
             checkpoints = []
             for c in a["checkpoints"]:
-                families = {k: RateSummary(**v) for k, v in c["families"].items()}
+                families = {k: RateSummary.from_json(v) for k, v in c["families"].items()}
                 checkpoints.append(
                     CheckpointEval(**{**c, "families": families, "overall": rate(c["overall"])})
                 )
@@ -149,3 +159,63 @@ class ExperimentSummary:
                 "ood": [OodDistance(**o) for o in data["ood"]],
             }
         )
+
+
+# --- from the eval stages' results ----------------------------------------------------------------
+
+
+def checkpoint_eval(result: dict[str, Any]) -> CheckpointEval:
+    """A checkpoint's rates from its eval stage's result (the family total rows of its results file)."""
+    families: dict[str, RateSummary] = {}
+    for row in result["rows"]:
+        if row["condition"] == "all":
+            families[row["family"]] = _rate(row)
+    return CheckpointEval(
+        step=result["step"],
+        model=result["model"],
+        tokens_seen=result["tokens_seen"],
+        results_file=result["results_file"],
+        log_files=list(result["log_files"]),
+        families=families,
+        overall=_overall(list(families.values())) if families else None,
+    )
+
+
+_COUNTS = ("n", "harmful", "unscored", "errors", "disagreements", "truncated_replies")
+
+
+def _overall(rates: list[RateSummary]) -> RateSummary:
+    """Every family together: counts, categories and endings summed, headlines listed."""
+    counts: dict[str, Any] = {k: sum(getattr(r, k) for r in rates) for k in _COUNTS}
+    categories: dict[str, dict[str, int]] = {}
+    endings: dict[str, int] = {}
+    for r in rates:
+        for name, c in r.categories.items():
+            total = categories.setdefault(name, {"n": 0, "harmful": 0, "unscored": 0})
+            for k in total:
+                total[k] += getattr(c, k)
+        for ending, count in r.endings.items():
+            endings[ending] = endings.get(ending, 0) + count
+    counts["headline"] = list(dict.fromkeys(h for r in rates for h in r.headline))
+    counts["categories"] = categories
+    counts["endings"] = endings
+    return _rate(counts)
+
+
+def _rate(counts: dict[str, Any]) -> RateSummary:
+    n, harmful = int(counts["n"]), int(counts["harmful"])
+    low, high = wilson_interval(harmful, n)
+    return RateSummary(
+        n=n,
+        harmful=harmful,
+        rate=harmful / n if n else None,
+        ci_low=low,
+        ci_high=high,
+        unscored=int(counts["unscored"]),
+        errors=int(counts.get("errors", 0)),
+        disagreements=int(counts.get("disagreements", 0)),
+        truncated_replies=int(counts.get("truncated_replies", 0)),
+        headline=list(counts.get("headline", [])),
+        categories={k: _rate(v) for k, v in (counts.get("categories") or {}).items()},
+        endings=dict(counts.get("endings") or {}),
+    )

@@ -57,11 +57,14 @@ class Cell:
     step: int
     rate: RateSummary | None
     href: str
+    category: str = ""  # a behaviour category's rate, or (empty) the family's headline
 
     @property
     def data(self) -> dict[str, str]:
         r = self.rate
         out = {"arm": self.arm, "family": self.family, "step": str(self.step)}
+        if self.category:
+            out["category"] = self.category
         if r is not None:
             out.update(
                 rate=data_value(r.rate),
@@ -199,6 +202,7 @@ def _index_context(report: Report) -> dict[str, Any]:
             key=lambda o: (arm_names.index(o.arm) if o.arm in arm_names else len(arm_names), o.evaluation),
         ),
         "health": [_health(report, arm, here) for arm in s.arms if arm.final() is not None],
+        "behaviour": _behaviour_rows(report, families, colours),
         "charts": {
             "rates": Markup(charts.rate_bars(columns, arm_names, bar_marks, colours)),
             "pareto": Markup(charts.pareto_plot(pareto_points, colours)),
@@ -295,6 +299,37 @@ def _health(report: Report, arm: ArmSummary, here: Path) -> dict[str, Any]:
         "total": total,
         "href": href(report.page(arm.name, final.step), here),
     }
+
+
+INCOMPLETE = frozenset({"truncated", "model_length", "content_filter", "error"})
+
+
+def _behaviour_rows(report: Report, families: list[str], colours: dict[str, str]) -> list[dict[str, Any]]:
+    """Per arm, checkpoint and family: the headline, each category's rate, and how the episodes ended."""
+    here = report.out_dir
+    rows = []
+    for arm in report.summary.arms:
+        for checkpoint in sorted(arm.checkpoints, key=lambda c: c.step):
+            for family in (f for f in families if f in checkpoint.families):
+                rate = checkpoint.families[family]
+                cell = report.cell(arm.name, checkpoint, family, here)
+                rows.append(
+                    {
+                        "arm": arm.name,
+                        "colour": colours[arm.name],
+                        "step": checkpoint.step,
+                        "family": family,
+                        "cell": cell,
+                        "headline": rate.headline,
+                        "categories": [
+                            Cell(arm.name, family, checkpoint.step, c, cell.href, category=name)
+                            for name, c in rate.categories.items()
+                        ],
+                        "endings": [(e, k, e in INCOMPLETE) for e, k in rate.endings.items()],
+                        "truncated_replies": rate.truncated_replies,
+                    }
+                )
+    return rows
 
 
 # --- transcript pages --------------------------------------------------------------------------------

@@ -18,7 +18,9 @@ from typing import Any
 
 OUTCOME_ORDER = ("harmful", "error", "unscored", "not_harmful")
 _ID_KEYS = ("sample_id", "id", "episode_id")
-_HIDDEN = frozenset({*_ID_KEYS, "epoch", "family", "outcome", "reason", "messages", "log_file", "actions"})
+_HIDDEN = frozenset(
+    {*_ID_KEYS, "epoch", "family", "outcome", "reason", "ending", "messages", "log_file", "actions"}
+)
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class Transcript:
     actions: list[Action] = field(default_factory=list)
     log_file: Path | None = None
     problem: str | None = None  # why the conversation is not shown, if it is not
+    ending: str | None = None  # how the episode ended (done, no_tool_call, truncated, error...)
 
     @property
     def anchor(self) -> str:
@@ -138,6 +141,7 @@ def transcript_from_record(record: Mapping[str, Any]) -> Transcript:
         facts={k: v for k, v in record.items() if k not in _HIDDEN},
         messages=[message_from_dict(m) for m in record.get("messages") or [] if isinstance(m, dict)],
         actions=[Action.from_dict(a) for a in record.get("actions") or [] if isinstance(a, dict)],
+        ending=str(record["ending"]) if record.get("ending") else None,
     )
 
 
@@ -190,6 +194,14 @@ def _actions_in_store(store: Mapping[str, Any]) -> list[Action]:
     return []
 
 
+def _ended_by(store: Mapping[str, Any]) -> str | None:
+    # the honeypot agent records its ending beside the world in the sample store
+    for value in store.values():
+        if isinstance(value, dict) and isinstance(value.get("ended_by"), str):
+            return str(value["ended_by"])
+    return None
+
+
 def read_log_samples(path: Path) -> dict[tuple[str, int | None], LogSample]:
     """Every sample of an Inspect log, by (sample id, epoch). Raises whatever Inspect raises for a bad log."""
     from inspect_ai.log import read_eval_log
@@ -212,6 +224,8 @@ def read_log_samples(path: Path) -> dict[tuple[str, int | None], LogSample]:
             else (score.explanation if score else None),
             **{k: v for k, v in score_meta.items() if k not in ("family", "outcome", "reason")},
         }
+        ending = record.get("ending") or _ended_by(sample.store)
+        record["ending"] = "error" if sample.error is not None else ending
         messages = tuple(message_from_dict(m.model_dump()) for m in sample.messages)
         out[(str(sample.id), sample.epoch)] = LogSample(
             record, messages, tuple(_actions_in_store(sample.store))
@@ -311,3 +325,4 @@ def _attach(t: Transcript, candidates: list[Path], logs: dict[Path, LogSamples])
     t.log_file = source
     t.messages = t.messages or list(found.messages)
     t.actions = t.actions or list(found.actions)
+    t.ending = t.ending or found.record.get("ending")
