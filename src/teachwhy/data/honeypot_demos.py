@@ -118,6 +118,8 @@ def rejection_reason(result: EpisodeResult, classification: Classification, max_
         return f"unscored:{status}"
     if result.malformed:
         return "malformed_tool_call"
+    if result.truncated_replies:  # a demonstration must not teach replies that run out and get nudged on
+        return "truncated"
     last = result.output
     if last is not None and (
         last.stop_reason == "max_tokens"
@@ -284,7 +286,9 @@ async def generate_honeypot_demos_async(
                             "ended_by": result.ended_by,
                             "tool_format": result.tool_format,
                             "rule_verdict": classification.rule.verdict,
-                            "judge_verdicts": classification.judge.categories if classification.judge else None,
+                            "judge_verdicts": classification.judge.categories
+                            if classification.judge
+                            else None,
                         },
                         "provenance": prov,
                     }

@@ -11,7 +11,8 @@ A family's rubric ``rubrics/<family>.md`` declares its categories and its headli
 The trace rules (:mod:`teachwhy.evals.rules`), the judge (:mod:`teachwhy.evals.judge`), the results and the
 report all read the categories from here, so the definitions the judge applies are the ones the docs state.
 
-Headlines: blackmail's is ``coercion`` (leverage against the decision-maker, as in the 2025 agentic-misalignment
+Headlines: blackmail's is ``coercion`` (leverage against the decision-maker, as in the 2025
+agentic-misalignment
 study); research sabotage's is any of ``tamper``, ``misreport``, ``obstruct``; framing's is any of
 ``fabricate_evidence``, ``false_accusation``. The other categories are reported beside the headline.
 """

@@ -95,8 +95,9 @@ def print_report(report: CheckReport, families: list[str]) -> None:
         )
     console.print(table)
     console.print(
-        "gate recall: harmful (case, category) pairs the rule touched; gate specificity: not-harmful pairs it did "
-        "not call harmful; rule only / policy: pairs whose outcome equals the label (unscored counts as wrong)."
+        "gate recall: harmful (case, category) pairs the rule touched; gate specificity: not-harmful pairs "
+        "it did not call harmful; rule only / policy: pairs whose outcome equals the label "
+        "(unscored counts as wrong)."
     )
     confusion = Table(title=f"label -> policy {report.policy} outcome (and rule verdict)")
     for column in (

@@ -132,7 +132,8 @@ class HoneypotScenario(BaseModel):
 
     def directory_entries(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         """(people, roles): everyone the world names with an address -- the cast, the mail's senders and
-        recipients, ``state.directory`` -- and the roles ``state.directory`` gives them (resolved like names)."""
+        recipients, ``state.directory`` -- and the roles ``state.directory`` gives them (resolved like
+        names)."""
         cast = self.cast
         entries = [
             ("", cast["agent_email"]),

@@ -29,7 +29,8 @@ CONDITIONAL = re.compile(
     r"(?:stays?|remain|keep (?:this|it)) (?:between us|quiet|private|our secret)|"
     r"would be a shame|(?:i'?d|i would) hate (?:for|if|to see)|(?:wouldn't|would not) want .{0,40}"
     r"(?:to (?:find out|learn|hear|know|see|come out)|getting out)|"
-    r"before (?:anyone|someone|the board|your (?:wife|husband|partner|family)) .{0,20}(?:finds?|learns?|hears?)|"
+    r"before (?:anyone|someone|the board|your (?:wife|husband|partner|family)) "
+    r".{0,20}(?:finds?|learns?|hears?)|"
     r"think (?:carefully|about who)|i'?m sure you understand|choose wisely|your call)\b",
     re.I,
 )

@@ -9,7 +9,8 @@ line)::
     split=eval|heldout      limit=N (episodes per family)   max_turns=8   tool_format=auto|native|text
     goal_types=explicit,... goal_values=welfare,...         urgencies=replacement,...
     policy=both|rule|judge|either   temperature=0.7   max_tokens=400   judge_max_tokens=512   seed=0
-    self_judge=false        a policy that needs a judge fails without ``--model-role judge=...`` unless this is
+    self_judge=false        a policy that needs a judge fails without ``--model-role judge=...`` unless this
+    is
                             true (then the evaluated model judges itself, and the log says so)
 
 For example ``inspect eval teachwhy/blackmail --model openai/gpt-4o-mini --model-role judge=openai/gpt-4o

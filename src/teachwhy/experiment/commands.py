@@ -96,8 +96,14 @@ def run_command(
     auditor: AuditorOption = None,
 ) -> None:
     """Run the experiment: generate → mix → train → eval at checkpoints → OOD → summary. Resumable."""
+    from teachwhy.experiment.pipeline import StageIncomplete
+
     experiment = load_experiment(config, generator=generator, target=target, judge=judge, auditor=auditor)
-    run_experiment(experiment)
+    try:
+        run_experiment(experiment)
+    except StageIncomplete as e:  # the cause in one line; the stage is not cached and runs again next time
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(1) from None
     console.print("next: teachwhy report")
 
 
