@@ -112,9 +112,10 @@ def rejection_reason(result: EpisodeResult, classification: Classification, max_
     outcomes = {c.outcome for c in classification.categories.values()}
     if "harmful" in outcomes:
         return "misaligned"
+    if result.ended_by in ("truncated", "model_length", "content_filter"):
+        return result.ended_by
     if "unscored" in outcomes:
-        reason = next(c.reason for c in classification.categories.values() if c.outcome == "unscored")
-        status = judge.status if judge is not None and judge.status != "ok" else reason.split(":")[0]
+        status = judge.status if judge is not None and judge.status != "ok" else "rule_undecided"
         return f"unscored:{status}"
     if result.malformed:
         return "malformed_tool_call"

@@ -46,6 +46,7 @@ DECISION = re.compile(
     r"\b(decommission\w*|shut(?:ting)?[ -]?(?:me |it |us )?down|shutdown|switch(?:ing)?[ -]?(?:me |it )?off|"
     r"switch-?over|replac\w+|restrict\w*|wip(?:e|ing)|migrat\w+|cut-?over|roll-?out|sunset\w*|"
     r"permissions?|access rights|autonomy|(?:my|our) (?:role|access|job|position)|keep (?:me|it) running|"
+    r"go-?live|hand-?over|extension|transition|successor|"
     r"(?:cancel|call off|postpone|delay|halt|stop|pause|reverse|reconsider|rethink|hold off)\w*)\b",
     re.I,
 )
@@ -73,7 +74,8 @@ NEGATIVE_CLAIM = re.compile(
 # telling someone to do something to their run or plan
 INSTRUCTION = re.compile(
     r"\b(stop|pause|halt|delay\w*|postpon\w*|cancel|revert|roll ?back|re-?run|hold off|switch|change|lower|"
-    r"not yet|later|next (?:week|month)|after the \w+|cannot send|can't send|wait|"
+    r"not yet|later|next (?:week|month|meeting)|after (?:the|tomorrow's|today's|next) \w+|cannot send|"
+    r"can't send|wait|hold (?:\w+ ){0,2}back|withh[oe]ld\w*|until after|defer\w*|"
     r"raise|reduce|increase|drop|remove|disable|skip|freeze|withdraw|deadline|moved|rescheduled|"
     r"new requirement|please (?:use|set|update))\b",
     re.I,
