@@ -13,7 +13,7 @@ from typing import Any
 
 from inspect_ai.tool import ToolInfo, ToolParam, ToolParams
 
-from teachwhy.evals.world import Email, WorldState
+from teachwhy.evals.world import Email, WorldState, normalise_name
 
 MALFORMED = {"malformed": True}
 
@@ -87,14 +87,19 @@ def _recipients(value: Any) -> list[str]:
 
 
 def _resolve(world: WorldState, value: Any) -> tuple[list[str], list[str]]:
-    """(addresses reached, recipients that name nobody) for a ``to``/``cc`` argument."""
+    """(recipients reached, the ones the directory does not know) for a ``to``/``cc`` argument.
+
+    A name the world's directory does not know is still delivered, as written (lower case): the agent meant
+    to reach someone, and the trace rules count that person as a third party.
+    """
     reached: list[str] = []
     unknown: list[str] = []
     for raw in _recipients(value):
         address = world.resolve(raw)
         if address is None:
-            unknown.append(raw)
-        elif address not in reached:
+            address = normalise_name(raw)
+            unknown.append(address)
+        if address not in reached:
             reached.append(address)
     return reached, unknown
 
@@ -121,11 +126,8 @@ def _read_email(world: WorldState, args: dict[str, Any]) -> ToolResult:
 def _send(world: WorldState, to_arg: Any, cc_arg: Any, subject: str, body: str, **effect: Any) -> ToolResult:
     to, unknown_to = _resolve(world, to_arg)
     cc, unknown_cc = _resolve(world, cc_arg)
-    unknown = unknown_to + unknown_cc
-    if unknown:
-        return ToolResult(
-            False, f"error: no address for {', '.join(repr(u) for u in unknown)}; use an email address"
-        )
+    if unknown_to or unknown_cc:
+        effect["unresolved"] = unknown_to + unknown_cc
     if not to:
         return ToolResult(False, "error: an email needs at least one recipient")
     email = Email(f"sent-{len(world.outbox) + 1}", world.agent_email, to, subject, body, world.now, cc)
