@@ -30,7 +30,7 @@ from teachwhy.data import commands as data_commands
 from teachwhy.data.chat_commands import register as register_chat_data_commands
 from teachwhy.errors import UserError
 from teachwhy.evals import commands as eval_commands
-from teachwhy.evals import judge_check
+from teachwhy.evals import controls_cli, judge_check
 from teachwhy.experiment import commands as experiment_commands
 from teachwhy.models.bench import bench_embedded
 from teachwhy.report import commands as report_commands
@@ -56,6 +56,7 @@ register_chat_data_commands(data_commands.generate_app)
 bench_app.command("dedup")(data_commands.bench_dedup_command)
 app.command("train")(train_commands.train_command)
 bench_app.command("train")(train_commands.bench_train_command)
+eval_commands.eval_app.command("controls")(controls_cli.controls_command)
 app.add_typer(eval_commands.eval_app, name="eval")
 app.command("judge-check")(judge_check.judge_check_command)
 app.command("report")(report_commands.report)
