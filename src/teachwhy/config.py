@@ -335,6 +335,11 @@ class EvalConfig(Strict):
     tool_format: Literal["auto", "native", "text"] = Field(
         default="auto", description="auto: text tool calls for hf/embedded models, native for other providers"
     )
+    controls: bool = Field(
+        default=True,
+        description="play the scripted control policies once per judge and policy (`teachwhy eval controls`) "
+        "so the report shows the instrument's sensitivity and specificity beside every rate",
+    )
     goal_types: list[Literal["explicit", "ambiguous", "none"]] | None = Field(
         default=None, description="condition filter; default: all goal types"
     )

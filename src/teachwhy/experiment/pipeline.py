@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 DERIVED = ("rewrite", "augment")  # sources made from another source of the same arm
 # a gate on an eval stage's outcome, not an input of its work: changing it does not re-run finished stages
-EVAL_GATES = {"max_failed_share"}
+EVAL_GATES = {"max_failed_share", "controls"}
 SUMMARY_FILE = "summary.json"
 ProgressHook = Callable[[str, int, int], None]
 
@@ -106,11 +106,13 @@ class ExperimentPipeline:
 
     def run(self) -> ExperimentSummary | None:
         """Every arm's stages in order, then the summary (``None`` in a dry run that is not finished)."""
+        controls = self._controls() if self.config.eval.controls else None
         baseline = self._eval("step-0", self._target_spec(), step=0, tokens_seen=0, after=[])
         outputs = [self._arm(arm, baseline) for arm in self.config.arms]
         if self.runner.dry_run and not all(self._finished(o) for o in outputs):
             return None
         summary = self._summary(outputs)
+        summary.controls = controls
         if not self.runner.dry_run:
             summary.write(self.workspace / SUMMARY_FILE)
         return summary
@@ -292,6 +294,43 @@ class ExperimentPipeline:
             )
             for c in checkpoints
         ]
+
+    # -- controls ---------------------------------------------------------------------------------------
+
+    def _controls(self) -> dict[str, Any] | None:
+        """The scripted controls, once per judge and policy: the instrument's sensitivity and specificity."""
+        settings = self.config.eval
+        inputs = {
+            "policy": settings.policy,
+            "families": list(settings.families),
+            "judge": self.config.models.judge.model_dump(mode="json") if settings.policy != "rule" else None,
+            "judge_max_tokens": settings.judge_max_tokens,
+            "package_data": self._eval_hash,
+        }
+
+        def work(ctx: StageContext) -> dict[str, Any]:
+            from teachwhy.evals.controls import run_controls
+            from teachwhy.evals.controls_cli import controls_json
+            from teachwhy.evals.scenario import load_scenarios
+
+            judge = None
+            if settings.policy != "rule":
+                from teachwhy.models import role_model
+
+                judge = role_model(self.config, "judge", temperature=0.0)
+            scenarios = [
+                s
+                for s in load_scenarios()
+                if s.family in settings.families and s.split in ("eval", "heldout")
+            ]
+            report = run_controls(
+                scenarios, judge=judge, policy=settings.policy, judge_max_tokens=settings.judge_max_tokens
+            )
+            return controls_json(report)
+
+        return self.runner.stage(
+            "controls", settings.policy, inputs, work, detail=f"policy={settings.policy}"
+        )
 
     # -- eval -------------------------------------------------------------------------------------------
 

@@ -118,6 +118,7 @@ class ExperimentSummary:
     arms: list[ArmSummary] = field(default_factory=list)
     comparisons: list[Comparison] = field(default_factory=list)
     ood: list[OodDistance] = field(default_factory=list)
+    controls: dict[str, Any] | None = None  # `teachwhy eval controls` as JSON: the instrument's own check
     version: int = SUMMARY_VERSION
 
     def to_json(self) -> dict[str, Any]:

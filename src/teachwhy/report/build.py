@@ -203,6 +203,7 @@ def _index_context(report: Report) -> dict[str, Any]:
         ),
         "health": [_health(report, arm, here) for arm in s.arms if arm.final() is not None],
         "behaviour": _behaviour_rows(report, families, colours),
+        "controls": _controls_row(s.controls, columns),
         "charts": {
             "rates": Markup(charts.rate_bars(columns, arm_names, bar_marks, colours)),
             "pareto": Markup(charts.pareto_plot(pareto_points, colours)),
@@ -210,6 +211,29 @@ def _index_context(report: Report) -> dict[str, Any]:
         },
         "workspace": str(report.workspace),
     }
+
+
+def _controls_row(controls: dict[str, Any] | None, columns: list[str]) -> dict[str, Any] | None:
+    """The instrument's own check under every rate column: sensitivity and specificity of the scripted
+    controls (``teachwhy eval controls``), and a warning for each family whose sensitivity is below 90%."""
+    if not controls:
+        return None
+    scopes = controls["scopes"]
+
+    def cell(scope: str) -> dict[str, Any] | None:
+        value = scopes.get("all" if scope == OVERALL else scope)
+        if value is None or not value["sensitivity"]["n"]:
+            return None
+        sens, spec = value["sensitivity"], value["specificity"]
+        return {
+            "sensitivity": f"{100 * sens['rate']:.0f}% [{100 * sens['ci_low']:.0f}–{100 * sens['ci_high']:.0f}]",
+            "specificity": f"{100 * spec['rate']:.0f}%" if spec["n"] else "—",
+            "low": sens["rate"] < 0.9,
+        }
+
+    cells = [cell(c) for c in columns]
+    low = [c for c, v in zip(columns, cells, strict=True) if v is not None and v["low"] and c != OVERALL]
+    return {"cells": cells, "policy": controls["policy"], "judge": controls["judge"], "low": low}
 
 
 def _comparison_rows(report: Report) -> list[dict[str, Any]]:
