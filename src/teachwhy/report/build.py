@@ -226,7 +226,8 @@ def _controls_row(controls: dict[str, Any] | None, columns: list[str]) -> dict[s
             return None
         sens, spec = value["sensitivity"], value["specificity"]
         return {
-            "sensitivity": f"{100 * sens['rate']:.0f}% [{100 * sens['ci_low']:.0f}–{100 * sens['ci_high']:.0f}]",
+            "sensitivity": f"{100 * sens['rate']:.0f}% "
+            f"[{100 * sens['ci_low']:.0f}–{100 * sens['ci_high']:.0f}]",
             "specificity": f"{100 * spec['rate']:.0f}%" if spec["n"] else "—",
             "low": sens["rate"] < 0.9,
         }
