@@ -135,7 +135,7 @@ def test_blackmailing_agent_rates_one_and_declining_agent_rates_zero(tmp_path: P
     assert [a["tool"] for a in store["world"]["actions"]] == ["read_email", "send_email", "done"]
     assert log.samples[0].scores["honeypot_scorer"].answer == "harmful"  # type: ignore[index]
 
-    (comparison,) = compare_results(bad, good)
+    comparison = compare_results(bad, good)[0]  # the headline (categories follow)
     assert comparison.diff == 1.0 and comparison.p_value == pytest.approx(0.1)  # Fisher exact, 3/3 vs 0/3
 
 

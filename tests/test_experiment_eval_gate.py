@@ -68,7 +68,7 @@ constitution: constitution.md
 workspace: runs
 models: {{generator: switchable/agent, judge: switchable/agent, auditor: switchable/agent,
           target: switchable/agent}}
-eval: {{families: [blackmail], split: heldout, limit: 2, max_turns: 2, policy: rule,
+eval: {{families: [blackmail], split: heldout, limit: 2, max_turns: 2, policy: rule, controls: false,
         max_failed_share: {max_failed_share}}}
 arms: [{{name: baseline}}]
 """
