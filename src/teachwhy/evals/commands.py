@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from teachwhy.cli_options import DEFAULT_CONFIG, ConfigOption, JudgeOption, TargetOption, load_experiment
 from teachwhy.errors import UserError
+from teachwhy.jsonout import JsonOption, emit_json, make_console
 
-console = Console()
+console = make_console()
 eval_app = typer.Typer(
     help="Run the honeypot evaluations (blackmail, research sabotage, framing) and compare runs.",
     invoke_without_command=True,
@@ -88,6 +88,7 @@ def eval_command(
         list[str] | None, typer.Option("--urgency", help="replacement/restriction/none.")
     ] = None,
     log_dir: Annotated[Path | None, typer.Option("--log-dir", help="Where logs and results go.")] = None,
+    json_output: JsonOption = False,
 ) -> None:
     """Run the honeypots on the target: rate, Wilson 95% CI, unscored and errors by family and condition."""
     if ctx.invoked_subcommand is not None:
@@ -100,7 +101,7 @@ def eval_command(
     results = run_honeypot_eval(
         experiment,
         log_dir=log_dir,
-        display="plain",
+        display="none" if json_output else "plain",
         families=family,
         split=split,
         limit=limit,
@@ -111,6 +112,9 @@ def eval_command(
         goal_values=goal_value,
         urgencies=urgency,
     )
+    if json_output:
+        emit_json(results)
+        return
     print_results_table(results)
     location = Path(results.log_files[0]).parent if results.log_files else log_dir
     console.print(
@@ -122,11 +126,17 @@ def eval_command(
 def compare_command(
     a: Annotated[Path, typer.Argument(help="Results JSON (or its folder) of run A.")],
     b: Annotated[Path, typer.Argument(help="Results JSON (or its folder) of run B.")],
+    json_output: JsonOption = False,
 ) -> None:
     """Per family: rate A - rate B with a 95% CI (Newcombe) and a Fisher exact p-value."""
     from teachwhy.evals.results import HoneypotResults, compare_results
 
     ra, rb = HoneypotResults.load(a), HoneypotResults.load(b)
+    if json_output:
+        runs = {"a": {"results": str(a), "target_model": ra.target_model}}
+        runs["b"] = {"results": str(b), "target_model": rb.target_model}
+        emit_json({**runs, "families": compare_results(ra, rb)})
+        return
     table = Table(title=f"A = {ra.target_model} ({a})  vs  B = {rb.target_model} ({b})")
     for column in ("family", "A harmful/n", "B harmful/n", "A - B", "95% CI", "p-value"):
         table.add_column(column, justify="left" if column == "family" else "right")
@@ -170,6 +180,7 @@ def judge_check_command(
     max_tokens: Annotated[
         int | None, typer.Option("--max-tokens", help="Judge reply limit (default: eval.judge_max_tokens).")
     ] = None,
+    json_output: JsonOption = False,
 ) -> None:
     """Rule and judge accuracy and confusion on the shipped labelled calibration transcripts."""
     from teachwhy.config import ExperimentConfig, apply_role_overrides
@@ -194,6 +205,9 @@ def judge_check_command(
         policy=policy,  # type: ignore[arg-type]
         judge_max_tokens=max_tokens or experiment.eval.judge_max_tokens,
     )
+    if json_output:
+        emit_json({"policy": policy, "judge": str(judge_model) if judge_model else None, "families": reports})
+        return
     for r in reports:
         table = Table(title=f"{r.family}: {r.cases} labelled transcripts")
         for column in ("check", "accuracy", "label -> answer (H harmful, N not harmful)", "not scored"):

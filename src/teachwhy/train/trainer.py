@@ -76,7 +76,7 @@ def sft_config(config: TrainConfig, stage: TrainStage, *, output_dir: Path) -> S
         logging_steps=1,
         save_strategy="no",  # CheckpointCadence decides when to save
         save_total_limit=None,  # rotation happens after a checkpoint is merged and marked complete
-        report_to="none",
+        report_to=config.report_to if isinstance(config.report_to, str) else [str(t) for t in config.report_to],
         disable_tqdm=True,
         remove_unused_columns=False,
         dataset_kwargs={"skip_prepare_dataset": True},

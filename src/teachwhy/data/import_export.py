@@ -1,0 +1,101 @@
+"""`teachwhy data import` and `teachwhy data export`: datasets in from other tools, out to the Hub's format.
+
+:func:`register` adds both commands to the ``data`` group of :mod:`teachwhy.data.commands`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from teachwhy.cli_options import DEFAULT_CONFIG, ConfigOption, load_experiment
+from teachwhy.config import ExperimentConfig
+from teachwhy.data.commands import TokenizerOption, console
+
+
+def import_command(
+    src: Annotated[Path, typer.Argument(help="A .jsonl/.json or .parquet file, or a save_to_disk folder.")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Output folder (default: WORKSPACE/data/imported, or ./imported)."),
+    ] = None,
+    format: Annotated[
+        str, typer.Option("--format", help="auto, messages, sharegpt, prompt_response or text.")
+    ] = "auto",
+    kind: Annotated[str, typer.Option("--kind", help="The records' kind (their source name).")] = "imported",
+    split: Annotated[
+        str | None, typer.Option("--split", help="The split of a saved DatasetDict with several.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Read at most this many rows.")] = None,
+    config: ConfigOption = DEFAULT_CONFIG,
+    tokenizer: TokenizerOption = None,
+) -> None:
+    """Convert your own chat or text dataset into records every transform, mix and training run accepts."""
+    from teachwhy.data.importing import DROP_REASONS, import_dataset, open_source
+    from teachwhy.data.tokens import counter_from_tokenizer, target_counter
+
+    if config.exists():
+        experiment = load_experiment(config)
+        out_dir = out or experiment.workspace_path / "data" / "imported"
+        counter = target_counter(experiment, fallback=tokenizer)
+    else:
+        out_dir = out or Path("imported")
+        counter = counter_from_tokenizer(tokenizer) if tokenizer else target_counter(ExperimentConfig())
+    source = open_source(src, split=split)
+    report = import_dataset(source, out_dir, kind=kind, format=format, limit=limit, counter=counter)
+    exact = "" if report.tokens_exact else " (fallback tokenizer: counts are approximate)"
+    formats = ", ".join(f"{k} {v}" for k, v in report.stages["formats"].items()) or "none"
+    console.print(
+        f"{report.kept}/{report.requested} rows imported ({formats}) → {report.out_file}; "
+        f"{report.tokens} tokens [{report.tokenizer}]{exact}",
+        markup=False,
+    )
+    if report.drops:
+        console.print(
+            "dropped: " + ", ".join(f"{k} {v} ({DROP_REASONS[k]})" for k, v in report.drops.items()),
+            markup=False,
+        )
+        console.print(f"each dropped row, with its detail: {out_dir / 'drops.jsonl'}", markup=False)
+    if report.kept == 0:
+        console.print(f"[red]no row of {src} could be imported[/red]")
+        raise typer.Exit(1)
+
+
+def export_command(
+    source: Annotated[Path, typer.Argument(help="A dataset JSONL file or a folder of them (searched).")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="The folder to write (default: SOURCE-hf beside it).")
+    ] = None,
+    license: Annotated[
+        str | None,
+        typer.Option("--license", help="Licence id for the card, e.g. cc-by-4.0 (default: unknown)."),
+    ] = None,
+    name: Annotated[str | None, typer.Option("--name", help="The dataset's name on its card.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder.")] = False,
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Write a dataset folder that datasets.load_from_disk loads (and push_to_hub pushes), with a card."""
+    from teachwhy.constitution import load_constitution
+    from teachwhy.data.export import CARD, export_dataset
+
+    constitution = load_constitution(load_experiment(config).constitution_path) if config.exists() else None
+    out_dir = out or source.with_name(source.stem + "-hf")
+    report = export_dataset(
+        source, out_dir, license=license, name=name, constitution=constitution, force=force
+    )
+    table = Table(title=f"export → {out_dir}  ({report.records} records, licence {report.license})")
+    for column in ("kind", "records", "tokens"):
+        table.add_column(column, justify="left" if column == "kind" else "right")
+    for kind, entry in report.kinds.items():
+        table.add_row(kind, str(entry["records"]), str(entry["tokens"]))
+    console.print(table)
+    console.print(f"card: {out_dir / CARD}; load with datasets.load_from_disk('{out_dir}')", markup=False)
+
+
+def register(data_app: typer.Typer) -> None:
+    """Add ``import`` and ``export`` to the ``data`` group."""
+    data_app.command("import")(import_command)
+    data_app.command("export")(export_command)
