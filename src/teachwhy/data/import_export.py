@@ -34,7 +34,8 @@ def import_command(
     tokenizer: TokenizerOption = None,
 ) -> None:
     """Convert your own chat or text dataset into records every transform, mix and training run accepts."""
-    from teachwhy.data.importing import DROP_REASONS, import_dataset, open_source
+    from teachwhy.data.import_rows import DROP_REASONS, open_source
+    from teachwhy.data.importing import import_dataset
     from teachwhy.data.tokens import counter_from_tokenizer, target_counter
 
     if config.exists():
@@ -55,12 +56,13 @@ def import_command(
     )
     if report.drops:
         console.print(
-            "dropped: " + ", ".join(f"{k} {v} ({DROP_REASONS[k]})" for k, v in report.drops.items()),
+            f"dropped {sum(report.drops.values())} rows (each with its detail in {out_dir}/drops.jsonl):",
             markup=False,
         )
-        console.print(f"each dropped row, with its detail: {out_dir / 'drops.jsonl'}", markup=False)
+        for reason, n in report.drops.items():
+            console.print(f"  {reason} {n}: {DROP_REASONS[reason]}", markup=False)
     if report.kept == 0:
-        console.print(f"[red]no row of {src} could be imported[/red]")
+        console.print(f"no row of {src} could be imported", style="red", markup=False)
         raise typer.Exit(1)
 
 
@@ -78,15 +80,20 @@ def export_command(
     config: ConfigOption = DEFAULT_CONFIG,
 ) -> None:
     """Write a dataset folder that datasets.load_from_disk loads (and push_to_hub pushes), with a card."""
+    from datasets import disable_progress_bars
+
     from teachwhy.constitution import load_constitution
     from teachwhy.data.export import CARD, export_dataset
+
+    disable_progress_bars()
 
     constitution = load_constitution(load_experiment(config).constitution_path) if config.exists() else None
     out_dir = out or source.with_name(source.stem + "-hf")
     report = export_dataset(
         source, out_dir, license=license, name=name, constitution=constitution, force=force
     )
-    table = Table(title=f"export → {out_dir}  ({report.records} records, licence {report.license})")
+    console.print(f"exported {report.records} records to {out_dir} (licence {report.license})", markup=False)
+    table = Table()
     for column in ("kind", "records", "tokens"):
         table.add_column(column, justify="left" if column == "kind" else "right")
     for kind, entry in report.kinds.items():
