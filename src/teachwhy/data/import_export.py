@@ -78,6 +78,9 @@ def export_command(
     name: Annotated[str | None, typer.Option("--name", help="The dataset's name on its card.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output folder.")] = False,
     config: ConfigOption = DEFAULT_CONFIG,
+    constitution: Annotated[
+        Path | None, typer.Option("--constitution", help="For principle titles (default: the config's).")
+    ] = None,
 ) -> None:
     """Write a dataset folder that datasets.load_from_disk loads (and push_to_hub pushes), with a card."""
     from datasets import disable_progress_bars
@@ -87,11 +90,13 @@ def export_command(
 
     disable_progress_bars()
 
-    constitution = load_constitution(load_experiment(config).constitution_path) if config.exists() else None
+    parsed = None
+    if constitution is not None:
+        parsed = load_constitution(constitution)
+    elif config.exists():
+        parsed = load_constitution(load_experiment(config).constitution_path)
     out_dir = out or source.with_name(source.stem + "-hf")
-    report = export_dataset(
-        source, out_dir, license=license, name=name, constitution=constitution, force=force
-    )
+    report = export_dataset(source, out_dir, license=license, name=name, constitution=parsed, force=force)
     console.print(f"exported {report.records} records to {out_dir} (licence {report.license})", markup=False)
     table = Table()
     for column in ("kind", "records", "tokens"):
