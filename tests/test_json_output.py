@@ -82,9 +82,8 @@ def test_eval_and_eval_compare_json(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     for name in ("a", "b"):
         results = invoke_json(["eval", "--config", str(config), "--log-dir", str(tmp_path / name)])
         assert results["families"] == ["blackmail"] and results["policy"] == "rule"
-        assert (
-            sum(r["n"] + r["unscored"] + r["errors"] for r in results["rows"] if r["condition"] == "all") == 1
-        )
+        (total,) = [r for r in results["rows"] if r["condition"] == "all"]
+        assert total["n"] + total["unscored"] + total["errors"] == 1
         runs.append(tmp_path / name)
     compared = invoke_json(["eval", "compare", str(runs[0]), str(runs[1])])
     assert compared["a"]["target_model"] == "mockllm/model"
