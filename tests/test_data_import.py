@@ -271,3 +271,11 @@ def test_imported_records_train_a_tiny_model(
     result = train_model(model=model, data=[path], out_dir=tmp_path / "run", config=config, progress=False)
     assert result.steps == 2 and [c.step for c in result.checkpoints] == [2]
     assert set(result.tokens_by_source) == {"imported"} and result.tokens_by_source["imported"] > 0
+
+
+def test_a_plain_chat_file_given_to_a_transform_points_to_data_import(
+    tmp_path: Path, constitution: Constitution
+) -> None:
+    plain = write_jsonl_rows(tmp_path / "plain.jsonl", [{"messages": CHAT}])
+    with pytest.raises(UserError, match="teachwhy data import"):
+        generate_augment(quiet_config(), AugmentSource(), constitution, tmp_path / "aug", input_path=plain)
