@@ -12,6 +12,7 @@ import pipeline_support
 from teachwhy.cli import app
 from teachwhy.config import load_config
 from teachwhy.constitution import example_constitution_path
+from teachwhy.errors import UserError
 from teachwhy.experiment.pipeline import ExperimentPipeline
 from teachwhy.experiment.stages import StageRecord, StageRunner
 from teachwhy.storage import read_jsonl
@@ -101,3 +102,13 @@ def test_an_imported_source_feeds_augment_mix_training_and_evaluation(
     states = status(config)
     assert states["generate/mine.imported"] == "stale" and states["train/mine"] == "blocked"
     assert states["eval/step-0"] == "done"
+
+
+def test_a_missing_imported_file_is_a_user_error_naming_the_setting(tmp_path: Path) -> None:
+    shutil.copyfile(example_constitution_path(), tmp_path / "constitution.md")
+    config = tmp_path / "teachwhy.yaml"
+    config.write_text(CONFIG.format(target=tmp_path, report_to=""))
+    result = CliRunner().invoke(app, ["status", "--config", str(config), "--json"])
+    assert isinstance(result.exception, UserError)
+    assert "arms.mine.data.imported.path: file not found" in str(result.exception)
+    assert result.stdout == ""

@@ -207,9 +207,13 @@ def generate_imported(
     )
 
 
-def imported_sha256(config: ExperimentConfig, source: ImportedSource) -> str:
-    """The imported file's hash, for the experiment's stage key (a changed file is imported again)."""
+def imported_sha256(config: ExperimentConfig, source: ImportedSource, *, key: str) -> str:
+    """The imported file's hash, for the experiment's stage key (a changed file is imported again).
+
+    Raises:
+        UserError: the file is missing (naming the experiment file and ``key``, the setting that names it).
+    """
     path = config.resolve(source.path)
     if not path.exists():
-        raise UserError("not found", file=path, key="data.imported.path")
+        raise UserError(f"file not found: {path}", file=config.source, key=key)
     return source_sha256(path)

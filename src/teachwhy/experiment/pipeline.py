@@ -156,7 +156,8 @@ class ExperimentPipeline:
         if isinstance(source, ImportedSource):  # the imported file's content, not only its path
             from teachwhy.data.importing import imported_sha256
 
-            inputs["input_sha256"] = imported_sha256(self.config, source)
+            key = f"arms.{arm.name}.data.imported.path"
+            inputs["input_sha256"] = imported_sha256(self.config, source, key=key)
         after: list[dict[str, Any] | None] = []
         parent_name = getattr(source, "source", None) if name in DERIVED else None
         if parent_name is not None:
