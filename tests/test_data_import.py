@@ -279,3 +279,14 @@ def test_a_plain_chat_file_given_to_a_transform_points_to_data_import(
     plain = write_jsonl_rows(tmp_path / "plain.jsonl", [{"messages": CHAT}])
     with pytest.raises(UserError, match="teachwhy data import"):
         generate_augment(quiet_config(), AugmentSource(), constitution, tmp_path / "aug", input_path=plain)
+
+
+def test_a_json_array_file_and_a_line_that_is_not_utf8(tmp_path: Path, strict_counter: TokenCounter) -> None:
+    array = tmp_path / "rows.json"
+    array.write_text(json.dumps([GOOD_ROWS[0], GOOD_ROWS[4]]))
+    assert import_dataset(open_source(array), tmp_path / "a", counter=strict_counter).kept == 2
+    lines = tmp_path / "rows.jsonl"
+    lines.write_bytes(json.dumps(GOOD_ROWS[0]).encode() + b"\n\xff\xfe broken\n")
+    report = import_dataset(open_source(lines), tmp_path / "b", counter=strict_counter)
+    assert (report.kept, report.drops) == (1, {"invalid_json": 1})
+    assert "not UTF-8" in read_jsonl(tmp_path / "b" / "drops.jsonl")[0]["detail"]

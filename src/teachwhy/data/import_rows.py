@@ -128,23 +128,25 @@ def read_rows(source: ImportSource) -> Iterator[tuple[int, Any]]:
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
-    with path.open(encoding="utf-8") as handle:
-        first = handle.read(1)
-        while first and first.isspace():
-            first = handle.read(1)
+    with path.open("rb") as handle:
+        head = handle.read(4096).lstrip()
         handle.seek(0)
-        if first == "[":  # a .json file holding one array of rows
+        if path.suffix == ".json" and head.startswith(b"["):  # one array of rows
             try:
-                rows = json.load(handle)
+                rows = json.loads(handle.read().decode("utf-8"))
+            except UnicodeDecodeError:
+                raise UserError("not UTF-8 text", file=path) from None
             except json.JSONDecodeError as e:
                 raise UserError(f"not valid JSON ({e.msg})", file=path, key=f"line {e.lineno}") from None
             yield from enumerate(rows)
             return
-        for index, line in enumerate(handle):
-            if not line.strip():
+        for index, raw in enumerate(handle):
+            if not raw.strip():
                 continue
             try:
-                yield index, json.loads(line)
+                yield index, json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                yield index, RowProblem("invalid_json", f"line {index + 1}: not UTF-8 text")
             except json.JSONDecodeError as e:
                 yield index, RowProblem("invalid_json", f"line {index + 1}: {e.msg}")
 
