@@ -169,7 +169,7 @@ def export_dataset(
     staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
     try:
         Dataset.from_list(rows, features=_features()).save_to_disk(str(staging))
-        card = dataset_card(report, name=name or source.stem, constitution=constitution)
+        card = dataset_card(report, name=name or source.resolve().stem, constitution=constitution)
         (staging / CARD).write_text(card, encoding="utf-8")
         if out_dir.exists():
             shutil.rmtree(out_dir)

@@ -95,7 +95,8 @@ def export_command(
         parsed = load_constitution(constitution)
     elif config.exists():
         parsed = load_constitution(load_experiment(config).constitution_path)
-    out_dir = out or source.with_name(source.stem + "-hf")
+    resolved = source.resolve()
+    out_dir = out or resolved.with_name(resolved.stem + "-hf")
     report = export_dataset(source, out_dir, license=license, name=name, constitution=parsed, force=force)
     console.print(f"exported {report.records} records to {out_dir} (licence {report.license})", markup=False)
     table = Table()
