@@ -111,3 +111,20 @@ def test_piped_tables_are_not_wrapped_at_80_columns() -> None:
     )
     widths = [len(line) for line in shown.stdout.splitlines()]
     assert 80 < max(widths) <= 200
+
+
+def test_json_values_are_strict_json() -> None:
+    from collections import Counter
+    from dataclasses import dataclass
+
+    from teachwhy.jsonout import to_jsonable
+
+    @dataclass
+    class Check:
+        p_value: float
+        confusion: Counter[tuple[str, str]]
+        where: Path
+
+    value = to_jsonable(Check(float("nan"), Counter({("harmful", "not_harmful"): 2}), Path("a/b")))
+    assert value == {"p_value": None, "confusion": {"harmful->not_harmful": 2}, "where": "a/b"}
+    json.dumps(value, allow_nan=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import sys
 from collections.abc import Mapping
@@ -37,7 +38,7 @@ def to_jsonable(value: Any) -> Any:
     """Plain JSON data from results: ``to_dict()`` where defined, dataclasses, pydantic models, paths.
 
     Mapping keys become strings (a tuple key such as a confusion cell ``(label, answer)`` becomes
-    ``"label->answer"``); sets become sorted lists.
+    ``"label->answer"``); sets become sorted lists; NaN and infinities become ``null``.
     """
     if hasattr(value, "to_dict") and callable(value.to_dict):
         return to_jsonable(value.to_dict())
@@ -53,6 +54,8 @@ def to_jsonable(value: Any) -> Any:
         return sorted(to_jsonable(v) for v in value)
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # strict JSON (jq, JavaScript) has no NaN or infinity
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return str(value)
@@ -66,5 +69,5 @@ def _key(key: Any) -> str:
 
 def emit_json(value: Any) -> None:
     """Write ``value`` (see :func:`to_jsonable`) as one indented JSON document on stdout."""
-    sys.stdout.write(json.dumps(to_jsonable(value), indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(json.dumps(to_jsonable(value), indent=2, ensure_ascii=False, allow_nan=False) + "\n")
     sys.stdout.flush()
