@@ -24,7 +24,9 @@ from teachwhy.config import DocumentsSource, ExperimentConfig, SourceBase, Stori
 from teachwhy.errors import UserError
 from teachwhy.jsonout import JsonOption, emit_json, make_console
 
-data_app = typer.Typer(help="Generate, filter, deduplicate and mix training data.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Generate, import, filter, deduplicate, mix and export training data.", no_args_is_help=True
+)
 generate_app = typer.Typer(help="Generate a dataset with the generator model.", no_args_is_help=True)
 data_app.add_typer(generate_app, name="generate")
 console = make_console()
