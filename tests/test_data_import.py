@@ -290,3 +290,14 @@ def test_a_json_array_file_and_a_line_that_is_not_utf8(tmp_path: Path, strict_co
     report = import_dataset(open_source(lines), tmp_path / "b", counter=strict_counter)
     assert (report.kept, report.drops) == (1, {"invalid_json": 1})
     assert "not UTF-8" in read_jsonl(tmp_path / "b" / "drops.jsonl")[0]["detail"]
+
+
+def test_import_never_writes_over_another_generators_folder(tmp_path: Path) -> None:
+    src = write_jsonl_rows(tmp_path / "chats.jsonl", [GOOD_ROWS[0]])
+    (tmp_path / "advice").mkdir()
+    (tmp_path / "advice" / "summary.json").write_text(json.dumps({"generator": "advice"}))
+    with pytest.raises(UserError, match="import into a folder of its own"):
+        import_dataset(open_source(src), tmp_path / "advice")
+    assert not (tmp_path / "advice" / "imported.jsonl").exists()
+    import_dataset(open_source(src), tmp_path / "imp")
+    assert import_dataset(open_source(src), tmp_path / "imp").kept == 1  # importing again replaces its own

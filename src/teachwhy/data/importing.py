@@ -93,6 +93,7 @@ def import_dataset(
         raise UserError(f"unknown format '{format}' (expected auto, {', '.join(FORMATS)})", key="--format")
     if not kind.strip():
         raise UserError("the kind must not be empty", key="--kind")
+    _check_out_dir(out_dir)
     records: list[dict[str, Any]] = []
     drops: list[dict[str, Any]] = []
     formats: Counter[str] = Counter()
@@ -143,6 +144,23 @@ def _count(counter: TokenCounter, record: dict[str, Any]) -> None:
         counter.stamp(record)
     except TemplateError as e:  # e.g. "roles must alternate": the trainer could not render it either
         raise RowProblem("chat_template_error", str(e)) from None
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    """Refuse a folder holding another generator's output: its drops and summary would be replaced."""
+    summary = out_dir / SUMMARY
+    if not summary.exists():
+        return
+    try:
+        generator = json.loads(summary.read_text(encoding="utf-8")).get("generator")
+    except (json.JSONDecodeError, AttributeError):
+        generator = None
+    if generator != GENERATOR:
+        raise UserError(
+            "holds another dataset's summary.json and drops.jsonl; import into a folder of its own",
+            file=out_dir,
+            key="--out",
+        )
 
 
 def _write(
