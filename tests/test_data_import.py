@@ -301,3 +301,18 @@ def test_import_never_writes_over_another_generators_folder(tmp_path: Path) -> N
     assert not (tmp_path / "advice" / "imported.jsonl").exists()
     import_dataset(open_source(src), tmp_path / "imp")
     assert import_dataset(open_source(src), tmp_path / "imp").kept == 1  # importing again replaces its own
+
+
+def test_dedup_drops_repeated_rows_keeping_the_first(tmp_path: Path) -> None:
+    src = write_jsonl_rows(tmp_path / "chats.jsonl", [GOOD_ROWS[0], GOOD_ROWS[4], GOOD_ROWS[0]])
+    result = CliRunner().invoke(
+        app,
+        ["data", "import", str(src), "-o", str(tmp_path / "out"), "--dedup", "-c", str(tmp_path / "x.yaml")],
+    )
+    assert result.exit_code == 0, result.output
+    assert "duplicate_exact 1" in result.output
+    kept = read_jsonl(tmp_path / "out" / "imported.jsonl")
+    assert [r["provenance"]["imported"]["row"] for r in kept] == [0, 1]
+    assert kept[0]["provenance"]["filters"]["dedup"]["passed"] is True
+    (drop,) = read_jsonl(tmp_path / "out" / "drops.jsonl")
+    assert drop["reason"] == "duplicate_exact" and drop["detail"].startswith("row 2 duplicates row 0")

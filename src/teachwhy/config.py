@@ -205,8 +205,9 @@ class AugmentSource(SourceBase):
 class ImportedSource(SourceBase):
     """Your own dataset (JSONL, Parquet or a ``save_to_disk`` folder) as records; see `teachwhy data import`.
 
-    No model calls: ``count`` caps the rows read (in source order); the judge, length and dedup settings do
-    not apply. A ``rewrite`` or ``augment`` of the arm may read it (``source: imported``).
+    No model calls: ``count`` caps the rows read (in source order); ``dedup: true`` drops repeated rows (the
+    n-gram and embedding settings apply); the judge and length settings do not apply. A ``rewrite`` or
+    ``augment`` of the arm may read it (``source: imported``).
     """
 
     path: Path = Field(description="the dataset file or folder (relative to this file)")
@@ -214,7 +215,7 @@ class ImportedSource(SourceBase):
     format: Literal["auto", "messages", "sharegpt", "prompt_response", "text"] = "auto"
     kind: Annotated[str, Field(min_length=1)] = Field(default="imported", description="the records' kind")
     count: PositiveInt = Field(default=10_000_000, description="at most this many rows (in source order)")
-    dedup: bool = False
+    dedup: bool = Field(default=False, description="drop exact and near-duplicate rows (the first is kept)")
 
 
 class ArmData(Strict):

@@ -30,12 +30,16 @@ def import_command(
         str | None, typer.Option("--split", help="The split of a saved DatasetDict with several.")
     ] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Read at most this many rows.")] = None,
+    dedup: Annotated[
+        bool, typer.Option("--dedup", help="Drop exact and n-gram near-duplicate rows (first one kept).")
+    ] = False,
     config: ConfigOption = DEFAULT_CONFIG,
     tokenizer: TokenizerOption = None,
 ) -> None:
     """Convert your own chat or text dataset into records every transform, mix and training run accepts."""
     from teachwhy.data.import_rows import DROP_REASONS, open_source
     from teachwhy.data.importing import import_dataset
+    from teachwhy.data.output import DedupSettings
     from teachwhy.data.tokens import counter_from_tokenizer, target_counter
 
     if config.exists():
@@ -46,7 +50,15 @@ def import_command(
         out_dir = out or Path("imported")
         counter = counter_from_tokenizer(tokenizer) if tokenizer else target_counter(ExperimentConfig())
     source = open_source(src, split=split)
-    report = import_dataset(source, out_dir, kind=kind, format=format, limit=limit, counter=counter)
+    report = import_dataset(
+        source,
+        out_dir,
+        kind=kind,
+        format=format,
+        limit=limit,
+        counter=counter,
+        dedup=DedupSettings() if dedup else None,
+    )
     exact = "" if report.tokens_exact else " (fallback tokenizer: counts are approximate)"
     formats = ", ".join(f"{k} {v}" for k, v in report.stages["formats"].items()) or "none"
     console.print(
@@ -60,7 +72,9 @@ def import_command(
             markup=False,
         )
         for reason, n in report.drops.items():
-            console.print(f"  {reason} {n}: {DROP_REASONS[reason]}", markup=False)
+            console.print(
+                f"  {reason} {n}: {DROP_REASONS.get(reason, 'a duplicate of an earlier row')}", markup=False
+            )
     if report.kept == 0:
         console.print(f"no row of {src} could be imported", style="red", markup=False)
         raise typer.Exit(1)

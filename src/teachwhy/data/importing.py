@@ -19,6 +19,7 @@ from typing import Any
 
 from teachwhy.config import ExperimentConfig, ImportedSource
 from teachwhy.constitution import Constitution
+from teachwhy.data.dedup import deduplicate
 from teachwhy.data.import_rows import (
     FORMATS,
     ImportSource,
@@ -28,8 +29,8 @@ from teachwhy.data.import_rows import (
     read_rows,
     source_sha256,
 )
-from teachwhy.data.output import DROPS, SUMMARY, GenerationReport, output_path
-from teachwhy.data.records import drop_record, make_record, sampling_dict
+from teachwhy.data.output import DROPS, SUMMARY, DedupSettings, GenerationReport, output_path
+from teachwhy.data.records import drop_record, make_record, record_content, sampling_dict, verdict
 from teachwhy.data.tokens import TokenCounter
 from teachwhy.errors import UserError
 from teachwhy.storage import atomic_write_json, content_hash, write_jsonl
@@ -73,6 +74,7 @@ def import_dataset(
     format: str = "auto",
     limit: int | None = None,
     counter: TokenCounter | None = None,
+    dedup: DedupSettings | None = None,
     progress: Progress | None = None,
 ) -> GenerationReport:
     """Convert the rows of ``source`` into ``out_dir/imported.jsonl``, ``drops.jsonl`` and ``summary.json``.
@@ -84,6 +86,7 @@ def import_dataset(
         format: ``auto`` (detect per row) or one of :data:`FORMATS`.
         limit: read at most this many rows (in source order).
         counter: the target tokenizer for token counts (``None``: no counts).
+        dedup: drop exact and near-duplicate rows (the first of a group is kept); ``None``: keep them all.
         progress: called once the rows are converted.
 
     Raises:
@@ -96,13 +99,12 @@ def import_dataset(
     _check_out_dir(out_dir)
     records: list[dict[str, Any]] = []
     drops: list[dict[str, Any]] = []
-    formats: Counter[str] = Counter()
     rows = 0
     for index, row in read_rows(source):
         if limit is not None and rows >= limit:
             break
         rows += 1
-        detected = None
+        detected: str | None = None
         try:
             if isinstance(row, RowProblem):
                 raise row
@@ -130,11 +132,49 @@ def import_dataset(
                 )
             )
             continue
-        formats[detected] += 1
         records.append(record)
+    records = _deduplicate(records, drops, dedup)
+    formats = Counter(str(r["provenance"]["imported"]["format"]) for r in records)
     if progress is not None:
         progress(GENERATOR, rows, rows)
     return _write(source, out_dir, kind, records, drops, rows, formats, counter)
+
+
+def _deduplicate(
+    records: list[dict[str, Any]], drops: list[dict[str, Any]], dedup: DedupSettings | None
+) -> list[dict[str, Any]]:
+    """The records kept by dedup (each with its dedup verdict); the duplicates are appended to ``drops``."""
+    if dedup is None or not records:
+        for record in records:
+            record["provenance"]["filters"]["dedup"] = verdict(None, reason="disabled")
+        return records
+    result = deduplicate(
+        [record_content(r) for r in records],
+        ngram_threshold=dedup.ngram_threshold,
+        embedding_threshold=dedup.embedding_threshold,
+        embed=dedup.embed,
+    )
+    for d in result.duplicates:
+        record, first = records[d.index], records[d.of]
+        prov = record["provenance"]
+        prov["filters"]["dedup"] = verdict(False, score=d.similarity, reason=d.reason)
+        row, of_row = prov["imported"]["row"], first["provenance"]["imported"]["row"]
+        drops.append(
+            drop_record(
+                item_id=record["id"],
+                kind=record["kind"],
+                stage="dedup",
+                reason=d.reason,
+                detail=f"row {row} duplicates row {of_row} (similarity {d.similarity:g})",
+                output=record_content(record),
+                provenance=prov,
+            )
+        )
+    passes = "exact+ngram" + ("+embedding" if dedup.embed else "")
+    kept = [records[i] for i in result.kept]
+    for record in kept:
+        record["provenance"]["filters"]["dedup"] = verdict(True, reason=passes)
+    return kept
 
 
 def _count(counter: TokenCounter, record: dict[str, Any]) -> None:
@@ -213,6 +253,8 @@ def generate_imported(
     The path is resolved against the experiment file's folder and recorded as written in the config.
     ``constitution`` is unused (imported rows carry no principle ids); it keeps the generators' signature.
     """
+    from teachwhy.data.setup import make_dedup
+
     opened = open_source(config.resolve(source.path), label=str(source.path), split=source.split)
     return import_dataset(
         opened,
@@ -221,6 +263,7 @@ def generate_imported(
         format=source.format,
         limit=source.count,
         counter=counter,
+        dedup=make_dedup(source),
         progress=progress,
     )
 
