@@ -189,6 +189,9 @@ def test_sources_that_cannot_be_read_are_one_line_user_errors(tmp_path: Path) ->
         open_source(tmp_path / "folder")
     with pytest.raises(UserError, match="not found"):
         open_source(tmp_path / "missing.jsonl")
+    (tmp_path / "rows.jsonl").write_text("{}\n")
+    with pytest.raises(UserError, match="has no splits"):
+        open_source(tmp_path / "rows.jsonl", split="train")
 
 
 def test_the_cli_imports_prints_counts_and_drop_reasons(tmp_path: Path) -> None:

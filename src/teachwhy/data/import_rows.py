@@ -104,6 +104,8 @@ def open_source(path: Path, *, label: str | None = None, split: str | None = Non
         kind = "parquet"
     else:
         raise UserError("unknown file type (expected .jsonl, .json, .parquet or a dataset folder)", file=path)
+    if split is not None and not (path / "dataset_dict.json").exists():
+        raise UserError("has no splits (only a saved DatasetDict has)", file=path, key="--split")
     return ImportSource(path, label or str(path), kind, source_sha256(path), split)
 
 
