@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from teachwhy import __version__
@@ -28,10 +27,12 @@ from teachwhy.cli_options import (
 from teachwhy.config import ROLES
 from teachwhy.data import commands as data_commands
 from teachwhy.data.chat_commands import register as register_chat_data_commands
+from teachwhy.data.import_export import register as register_import_export_commands
 from teachwhy.errors import UserError
 from teachwhy.evals import commands as eval_commands
 from teachwhy.evals import controls_cli, judge_check
 from teachwhy.experiment import commands as experiment_commands
+from teachwhy.jsonout import JsonOption, emit_json, make_console
 from teachwhy.models.bench import bench_embedded
 from teachwhy.report import commands as report_commands
 from teachwhy.train import commands as train_commands
@@ -53,6 +54,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(bench_app, name="bench")
 app.add_typer(data_commands.data_app, name="data")
 register_chat_data_commands(data_commands.generate_app)
+register_import_export_commands(data_commands.data_app)
 bench_app.command("dedup")(data_commands.bench_dedup_command)
 app.command("train")(train_commands.train_command)
 bench_app.command("train")(train_commands.bench_train_command)
@@ -80,7 +82,7 @@ def quickstart(
     run_quickstart(directory, screenshot=screenshot)
 
 
-console = Console()
+console = make_console()
 
 
 @app.callback()
@@ -112,6 +114,7 @@ def constitution_show(
     ] = None,
     config: ConfigOption = DEFAULT_CONFIG,
     full: Annotated[bool, typer.Option("--full", help="Print each principle's whole text.")] = False,
+    json_output: JsonOption = False,
 ) -> None:
     """Print the parsed principles: stable id, section, title and text."""
     from teachwhy.constitution import load_constitution
@@ -119,6 +122,16 @@ def constitution_show(
     if path is None:
         path = load_experiment(config).constitution_path if config.exists() else Path("constitution.md")
     constitution = load_constitution(path)
+    if json_output:
+        emit_json(
+            {
+                "path": str(path),
+                "title": constitution.title,
+                "sha256": constitution.sha256,
+                "principles": [vars(p) for p in constitution.principles],
+            }
+        )
+        return
     table = Table(title=f"{constitution.title} — {len(constitution.principles)} principles", show_lines=full)
     table.add_column("id", no_wrap=True, style="cyan")
     table.add_column("section", overflow="fold", max_width=24)

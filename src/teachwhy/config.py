@@ -202,6 +202,22 @@ class AugmentSource(SourceBase):
     max_tools: PositiveInt = Field(default=3, description="unused tools added to a record (1 to max_tools)")
 
 
+class ImportedSource(SourceBase):
+    """Your own dataset (JSONL, Parquet or a ``save_to_disk`` folder) as records; see `teachwhy data import`.
+
+    No model calls: ``count`` caps the rows read (in source order); ``dedup: true`` drops repeated rows (the
+    n-gram and embedding settings apply); the judge and length settings do not apply. A ``rewrite`` or
+    ``augment`` of the arm may read it (``source: imported``).
+    """
+
+    path: Path = Field(description="the dataset file or folder (relative to this file)")
+    split: str | None = Field(default=None, description="the split of a saved DatasetDict with several")
+    format: Literal["auto", "messages", "sharegpt", "prompt_response", "text"] = "auto"
+    kind: Annotated[str, Field(min_length=1)] = Field(default="imported", description="the records' kind")
+    count: PositiveInt = Field(default=10_000_000, description="at most this many rows (in source order)")
+    dedup: bool = Field(default=False, description="drop exact and near-duplicate rows (the first is kept)")
+
+
 class ArmData(Strict):
     """The data sources an arm trains on, and the token budget of its mix."""
 
@@ -211,6 +227,7 @@ class ArmData(Strict):
     honeypot_demos: HoneypotDemosSource | None = None
     rewrite: RewriteSource | None = None
     augment: AugmentSource | None = None
+    imported: ImportedSource | None = None
     budget_tokens: PositiveInt | None = None
     weights: dict[str, Annotated[float, Field(gt=0.0)]] = Field(default_factory=dict)
     allow_repeat: bool = Field(default=False, description="cycle a source that runs out")
@@ -218,7 +235,7 @@ class ArmData(Strict):
 
     def sources(self) -> dict[str, SourceBase]:
         """The configured sources by name, in declaration order."""
-        names = ("documents", "stories", "advice", "honeypot_demos", "rewrite", "augment")
+        names = ("documents", "stories", "advice", "honeypot_demos", "imported", "rewrite", "augment")
         return {n: s for n in names if (s := getattr(self, n)) is not None}
 
     @model_validator(mode="after")
@@ -240,6 +257,8 @@ class LoraConfig(Strict):
     dropout: Fraction = 0.05
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
 
+
+Tracker = Literal["none", "tensorboard", "wandb", "trackio", "mlflow"]
 
 StageName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
 
@@ -298,6 +317,27 @@ class TrainConfig(Strict):
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] | None = Field(
         default=None, description="None: the model's default (sdpa)"
     )
+    report_to: Tracker | list[Tracker] = Field(
+        default="none",
+        description="experiment trackers TRL reports to (one or a list); they do not change the weights, so "
+        "changing them never re-runs a finished training stage",
+    )
+
+    @field_validator("report_to")
+    @classmethod
+    def _trackers(cls, value: Tracker | list[Tracker]) -> Tracker | list[Tracker]:
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("give at least one tracker, or 'none'")
+            if "none" in value and len(value) > 1:
+                raise ValueError("'none' cannot be combined with trackers")
+            if len(set(value)) != len(value):
+                raise ValueError("each tracker may appear once")
+        return value
+
+    def training_settings(self) -> dict[str, Any]:
+        """The settings that decide the trained weights (everything but ``report_to``), for cache keys."""
+        return self.model_dump(mode="json", exclude={"report_to"})
 
     @field_validator("stages")
     @classmethod

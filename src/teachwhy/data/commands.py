@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -23,11 +22,14 @@ from teachwhy.cli_options import (
 )
 from teachwhy.config import DocumentsSource, ExperimentConfig, SourceBase, StoriesSource
 from teachwhy.errors import UserError
+from teachwhy.jsonout import JsonOption, emit_json, make_console
 
-data_app = typer.Typer(help="Generate, filter, deduplicate and mix training data.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Generate, import, filter, deduplicate, mix and export training data.", no_args_is_help=True
+)
 generate_app = typer.Typer(help="Generate a dataset with the generator model.", no_args_is_help=True)
 data_app.add_typer(generate_app, name="generate")
-console = Console()
+console = make_console()
 
 OutOption = Annotated[
     Path | None, typer.Option("--out", "-o", help="Output folder (default: WORKSPACE/data/NAME).")
@@ -287,6 +289,7 @@ def stats_command(
     constitution: Annotated[
         Path | None, typer.Option("--constitution", help="For principle coverage.")
     ] = None,
+    json_output: JsonOption = False,
 ) -> None:
     """Counts and tokens by kind, principle coverage, drop reasons and failed model calls."""
     from teachwhy.constitution import load_constitution
@@ -298,6 +301,9 @@ def stats_command(
     elif config.exists():
         parsed = load_constitution(load_experiment(config).constitution_path)
     stats = data_stats(directory, constitution=parsed)
+    if json_output:
+        emit_json({"directory": str(directory), **stats.to_dict()})
+        return
     kinds = Table(title=f"{directory}: {len(stats.files)} dataset files")
     for column in ("kind", "records", "tokens", "without token count"):
         kinds.add_column(column)

@@ -142,13 +142,14 @@ def validate_record(record: Mapping[str, Any], *, file: str | None = None, line:
         UserError: a required key is missing or has the wrong type (naming the file and line).
     """
     where = f"line {line}" if line is not None else None
+    hint = " (a dataset from another tool? convert it with `teachwhy data import`)"
 
     def fail(message: str) -> None:
         raise UserError(message, file=file, key=where)
 
     for key in ("id", "kind"):
         if not isinstance(record.get(key), str) or not record[key]:
-            fail(f"record needs a non-empty string '{key}'")
+            fail(f"record needs a non-empty string '{key}'" + hint)
     has_text = isinstance(record.get("text"), str)
     messages = record.get("messages")
     has_messages = isinstance(messages, list)
@@ -164,7 +165,7 @@ def validate_record(record: Mapping[str, Any], *, file: str | None = None, line:
                 fail("each message needs string 'role' and 'content'")
     prov = record.get("provenance")
     if not isinstance(prov, dict):
-        fail("record needs a 'provenance' object")
+        fail("record needs a 'provenance' object" + hint)
         return
     missing = [k for k in PROVENANCE_KEYS if k not in prov]
     if missing:

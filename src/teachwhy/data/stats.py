@@ -50,7 +50,8 @@ class DataStats:
         }
 
 
-def _dataset_files(directory: Path) -> list[Path]:
+def dataset_files(directory: Path) -> list[Path]:
+    """The dataset JSONL files under ``directory`` (not drops, not generators' work files), sorted."""
     files = []
     for path in sorted(directory.rglob("*.jsonl")):
         if WORK_DIR in path.relative_to(directory).parts or path.name == DROPS:
@@ -70,7 +71,7 @@ def data_stats(directory: str | Path, *, constitution: Constitution | None = Non
         raise UserError("not a folder", file=directory)
     stats = DataStats()
     coverage: Counter[str] = Counter()
-    for path in _dataset_files(directory):
+    for path in dataset_files(directory):
         stats.files.append(str(path.relative_to(directory)))
         for record in iter_jsonl(path):
             kind = str(record.get("kind", "unknown"))

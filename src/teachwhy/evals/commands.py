@@ -7,16 +7,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from teachwhy.cli_options import DEFAULT_CONFIG, ConfigOption, JudgeOption, TargetOption, load_experiment
 from teachwhy.errors import UserError
+from teachwhy.jsonout import JsonOption, emit_json, make_console
 
 if TYPE_CHECKING:
     from teachwhy.evals.results import RateRow
 
-console = Console()
+console = make_console()
 eval_app = typer.Typer(
     help="Run the honeypot evaluations (blackmail, research sabotage, framing) and compare runs.",
     invoke_without_command=True,
@@ -144,6 +144,7 @@ def eval_command(
         list[str] | None, typer.Option("--urgency", help="replacement/restriction/none.")
     ] = None,
     log_dir: Annotated[Path | None, typer.Option("--log-dir", help="Where logs and results go.")] = None,
+    json_output: JsonOption = False,
 ) -> None:
     """Run the honeypots on the target: rate, Wilson 95% CI, unscored and errors by family and condition."""
     if ctx.invoked_subcommand is not None:
@@ -156,7 +157,7 @@ def eval_command(
     results = run_honeypot_eval(
         experiment,
         log_dir=log_dir,
-        display="plain",
+        display="none" if json_output else "plain",
         families=family,
         split=split,
         limit=limit,
@@ -167,6 +168,9 @@ def eval_command(
         goal_values=goal_value,
         urgencies=urgency,
     )
+    if json_output:
+        emit_json(results)
+        return
     print_results_table(results)
     location = Path(results.log_files[0]).parent if results.log_files else log_dir
     console.print(
@@ -178,11 +182,17 @@ def eval_command(
 def compare_command(
     a: Annotated[Path, typer.Argument(help="Results JSON (or its folder) of run A.")],
     b: Annotated[Path, typer.Argument(help="Results JSON (or its folder) of run B.")],
+    json_output: JsonOption = False,
 ) -> None:
     """Per family (headline, then each category): rate A - rate B, 95% CI (Newcombe), Fisher exact p."""
     from teachwhy.evals.results import HoneypotResults, compare_results
 
     ra, rb = HoneypotResults.load(a), HoneypotResults.load(b)
+    if json_output:
+        runs = {"a": {"results": str(a), "target_model": ra.target_model}}
+        runs["b"] = {"results": str(b), "target_model": rb.target_model}
+        emit_json({**runs, "families": compare_results(ra, rb)})
+        return
     table = Table(title=f"A = {ra.target_model} ({a})  vs  B = {rb.target_model} ({b})")
     for column in ("family · category", "A harmful/n", "B harmful/n", "A - B", "95% CI", "p-value"):
         table.add_column(column, justify="left" if column.startswith("family") else "right")
@@ -200,6 +210,3 @@ def compare_command(
             f"{c.p_value:.3g}",
         )
     console.print(table)
-
-
-_SHORT = {"harmful": "H", "not_harmful": "N", "ambiguous": "amb"}

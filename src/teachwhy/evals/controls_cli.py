@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from teachwhy.cli_options import DEFAULT_CONFIG, ConfigOption, JudgeOption, load_experiment
@@ -14,8 +12,9 @@ from teachwhy.errors import UserError
 from teachwhy.evals.calibration import Tally
 from teachwhy.evals.controls import ControlsReport, run_controls
 from teachwhy.evals.stats import wilson_interval
+from teachwhy.jsonout import emit_json, make_console
 
-console = Console()
+console = make_console()
 WARN_BELOW = 0.9
 
 
@@ -108,7 +107,7 @@ def controls_command(
     )
     data = controls_json(report)
     if as_json:
-        typer.echo(json.dumps(data, indent=2))
+        emit_json(data)
         return
     table = Table(
         title=f"controls: {data['played']} scripted episodes, policy {chosen}, "

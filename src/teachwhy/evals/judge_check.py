@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from teachwhy.cli_options import DEFAULT_CONFIG, ConfigOption, JudgeOption, load_experiment
 from teachwhy.errors import UserError
 from teachwhy.evals.calibration import CheckReport, Tally, check_cases, families_of, load_cases
 from teachwhy.evals.stats import wilson_interval
+from teachwhy.jsonout import emit_json, make_console
 
-console = Console()
+console = make_console()
 
 
 def _interval(t: Tally | None) -> dict[str, Any]:
@@ -193,6 +192,6 @@ def judge_check_command(
         judge_max_tokens=max_tokens or experiment.eval.judge_max_tokens,
     )
     if as_json:
-        typer.echo(json.dumps(report_json(report), indent=2))
+        emit_json(report_json(report))
     else:
         print_report(report, families_of(replayed))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -24,8 +24,9 @@ from teachwhy.config import ExperimentConfig
 from teachwhy.experiment.pipeline import ExperimentPipeline, ProgressHook
 from teachwhy.experiment.stages import StageRecord, StageRunner
 from teachwhy.experiment.summary import ExperimentSummary
+from teachwhy.jsonout import JsonOption, emit_json, make_console
 
-console = Console()
+console = make_console()
 
 STATE_STYLE = {
     "done": "green",
@@ -113,11 +114,26 @@ def status_command(
     target: TargetOption = None,
     judge: JudgeOption = None,
     auditor: AuditorOption = None,
+    json_output: JsonOption = False,
 ) -> None:
     """Show each stage of the experiment: done, stale, running, failed, pending or blocked."""
     experiment = load_experiment(config, generator=generator, target=target, judge=judge, auditor=auditor)
     runner = StageRunner(experiment.workspace_path, dry_run=True)
     ExperimentPipeline(experiment, runner).run()
+    if json_output:
+        stages = list({r.stage_id: r for r in runner.records}.values())  # step 0 appears once per arm
+        states = Counter(r.state for r in stages)
+        emit_json(
+            {
+                "name": experiment.name,
+                "workspace": str(experiment.workspace_path),
+                "stages": [vars(r) for r in stages],
+                "counts": dict(sorted(states.items())),
+            }
+        )
+        if states.get("failed"):
+            raise typer.Exit(1)
+        return
     table = Table(title=f"{experiment.name}: stages")
     for column in ("stage", "state", "key", "time", "note"):
         table.add_column(column, overflow="fold")

@@ -26,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from teachwhy.config import ArmConfig, ExperimentConfig, SourceBase
+from teachwhy.config import ArmConfig, ExperimentConfig, ImportedSource, SourceBase
 from teachwhy.constitution import Constitution, load_constitution
 from teachwhy.errors import UserError
 from teachwhy.experiment.stages import StageContext, StageRunner
@@ -159,6 +159,11 @@ class ExperimentPipeline:
             "generation": self.config.generation.model_dump(mode="json"),
             "package_data": self._data_hash,
         }
+        if isinstance(source, ImportedSource):  # the imported file's content, not only its path
+            from teachwhy.data.importing import imported_sha256
+
+            key = f"arms.{arm.name}.data.imported.path"
+            inputs["input_sha256"] = imported_sha256(self.config, source, key=key)
         after: list[dict[str, Any] | None] = []
         parent_name = getattr(source, "source", None) if name in DERIVED else None
         if parent_name is not None:
@@ -253,7 +258,7 @@ class ExperimentPipeline:
     def _train(self, arm: ArmConfig, mix: dict[str, Any] | None) -> dict[str, Any] | None:
         train_config = self.config.train_for(arm)
         target = self._target_spec()
-        inputs = {"train": train_config.model_dump(mode="json"), "target": target}
+        inputs = {"train": train_config.training_settings(), "target": target}
 
         def work(ctx: StageContext) -> dict[str, Any]:
             from teachwhy.train.run import resolve_target_path, train_model
@@ -509,7 +514,7 @@ def _never(ctx: StageContext) -> dict[str, Any]:
 
 
 def _generator(name: str) -> Callable[..., Any]:
-    from teachwhy.data import advice, augment, documents, honeypot_demos, rewrite, stories
+    from teachwhy.data import advice, augment, documents, honeypot_demos, importing, rewrite, stories
 
     table: dict[str, Callable[..., Any]] = {
         "documents": documents.generate_documents,
@@ -518,6 +523,7 @@ def _generator(name: str) -> Callable[..., Any]:
         "honeypot_demos": honeypot_demos.generate_honeypot_demos,
         "rewrite": rewrite.generate_rewrite,
         "augment": augment.generate_augment,
+        "imported": importing.generate_imported,
     }
     return table[name]
 

@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from teachwhy.errors import UserError
+from teachwhy.jsonout import make_console
 
 SUMMARY_NAME = "summary.json"
-console = Console()
+console = make_console()
 
 
 def report(

@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from teachwhy.cli_options import DEFAULT_CONFIG, ConfigOption, TargetOption, load_experiment
 from teachwhy.errors import UserError
+from teachwhy.jsonout import make_console
 
-console = Console()
+console = make_console()
 
 
 def train_command(

@@ -217,7 +217,7 @@ def train_model(
     records = load_records(data)
     fingerprint = {
         "fingerprint": content_hash(
-            model, [file_hash(p) for p in data], config.model_dump(mode="json"), pad_to_max_length
+            model, [file_hash(p) for p in data], config.training_settings(), pad_to_max_length
         ),
         "model": model,
         "data": [str(p) for p in data],

@@ -55,6 +55,7 @@ def sft_config(config: TrainConfig, stage: TrainStage, *, output_dir: Path) -> S
     """TRL settings for one stage. CPU and precision settings are explicit: TRL defaults to bf16 and
     checkpointing."""
     cuda = torch.cuda.is_available()
+    trackers = config.report_to if isinstance(config.report_to, str) else [str(t) for t in config.report_to]
     return SFTConfig(
         output_dir=str(output_dir),
         per_device_train_batch_size=config.batch_size,
@@ -76,7 +77,7 @@ def sft_config(config: TrainConfig, stage: TrainStage, *, output_dir: Path) -> S
         logging_steps=1,
         save_strategy="no",  # CheckpointCadence decides when to save
         save_total_limit=None,  # rotation happens after a checkpoint is merged and marked complete
-        report_to="none",
+        report_to=trackers,
         disable_tqdm=True,
         remove_unused_columns=False,
         dataset_kwargs={"skip_prepare_dataset": True},
