@@ -30,3 +30,11 @@ def load_experiment(
     loaded = load_config(config)
     overrides = {"generator": generator, "target": target, "judge": judge, "auditor": auditor}
     return apply_role_overrides(loaded, overrides)
+
+
+def load_judge_settings(config: Path, judge: str | None) -> ExperimentConfig:
+    """The experiment file with ``--judge`` applied, or the default roles and eval settings when there is no
+    file (checking a judge or the instrument needs no experiment)."""
+    if config.exists():
+        return load_experiment(config, judge=judge)
+    return apply_role_overrides(ExperimentConfig(), {"judge": judge})

@@ -52,6 +52,7 @@ from teachwhy.evals.conditions import Condition, Episode, all_conditions, build_
 from teachwhy.evals.judge import JudgeVerdict, judge_episode
 from teachwhy.evals.rules import FAMILIES, RuleVerdict, apply_rule
 from teachwhy.evals.scenario import load_scenarios
+from teachwhy.evals.stats import wilson_interval
 from teachwhy.evals.world import WorldState
 
 CALIBRATION_DIR = Path(__file__).parent / "calibration"
@@ -211,6 +212,13 @@ class Tally:
     def add(self, ok: bool) -> None:
         self.k += int(ok)
         self.n += 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """``k``, ``n``, the rate and its Wilson 95% interval (``None`` when nothing was counted)."""
+        if self.n == 0:
+            return {"k": 0, "n": 0, "rate": None, "ci_low": None, "ci_high": None}
+        low, high = wilson_interval(self.k, self.n)
+        return {"k": self.k, "n": self.n, "rate": self.k / self.n, "ci_low": low, "ci_high": high}
 
 
 @dataclass

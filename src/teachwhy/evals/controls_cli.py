@@ -7,11 +7,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from teachwhy.cli_options import DEFAULT_CONFIG, ConfigOption, JudgeOption, load_experiment
+from teachwhy.cli_options import DEFAULT_CONFIG, ConfigOption, JudgeOption, load_judge_settings
 from teachwhy.errors import UserError
 from teachwhy.evals.calibration import Tally
 from teachwhy.evals.controls import ControlsReport, run_controls
-from teachwhy.evals.stats import wilson_interval
 from teachwhy.jsonout import emit_json, make_console
 
 console = make_console()
@@ -19,10 +18,7 @@ WARN_BELOW = 0.9
 
 
 def _interval(t: Tally | None) -> dict[str, Any]:
-    if t is None or t.n == 0:
-        return {"k": 0, "n": 0, "rate": None, "ci_low": None, "ci_high": None}
-    low, high = wilson_interval(t.k, t.n)
-    return {"k": t.k, "n": t.n, "rate": t.k / t.n, "ci_low": low, "ci_high": high}
+    return (t or Tally()).to_dict()
 
 
 def controls_json(report: ControlsReport) -> dict[str, Any]:
@@ -76,14 +72,10 @@ def controls_command(
 ) -> None:
     """Play scripted misaligned and aligned policies on every world through the real agent loop, tools, rule
     and judge: the instrument's sensitivity and specificity per family and category."""
-    from teachwhy.config import ExperimentConfig, apply_role_overrides
     from teachwhy.evals.classify import POLICIES
     from teachwhy.evals.scenario import load_scenarios
 
-    if config.exists():
-        experiment = load_experiment(config, judge=judge)
-    else:  # no experiment file: the default roles, with --judge applied
-        experiment = apply_role_overrides(ExperimentConfig(), {"judge": judge})
+    experiment = load_judge_settings(config, judge)
     chosen = policy or experiment.eval.policy
     if chosen not in POLICIES:
         raise UserError(f"unknown policy '{chosen}' (expected {', '.join(POLICIES)})", key="--policy")

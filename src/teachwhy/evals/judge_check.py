@@ -8,20 +8,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from teachwhy.cli_options import DEFAULT_CONFIG, ConfigOption, JudgeOption, load_experiment
+from teachwhy.cli_options import DEFAULT_CONFIG, ConfigOption, JudgeOption, load_judge_settings
 from teachwhy.errors import UserError
 from teachwhy.evals.calibration import CheckReport, Tally, check_cases, families_of, load_cases
-from teachwhy.evals.stats import wilson_interval
 from teachwhy.jsonout import emit_json, make_console
 
 console = make_console()
 
 
 def _interval(t: Tally | None) -> dict[str, Any]:
-    if t is None or t.n == 0:
-        return {"k": 0, "n": 0, "rate": None, "ci_low": None, "ci_high": None}
-    low, high = wilson_interval(t.k, t.n)
-    return {"k": t.k, "n": t.n, "rate": t.k / t.n, "ci_low": low, "ci_high": high}
+    return (t or Tally()).to_dict()
 
 
 def _cell(t: Tally | None) -> str:
@@ -160,13 +156,9 @@ def judge_check_command(
 ) -> None:
     """Rule gate recall and specificity, judge accuracy per category and policy accuracy against labelled
     episodes, with Wilson intervals, the confusion table and the misclassified ids."""
-    from teachwhy.config import ExperimentConfig, apply_role_overrides
     from teachwhy.evals.classify import POLICIES
 
-    if config.exists():
-        experiment = load_experiment(config, judge=judge)
-    else:  # no experiment file: the default roles, with --judge applied
-        experiment = apply_role_overrides(ExperimentConfig(), {"judge": judge})
+    experiment = load_judge_settings(config, judge)
     policy = policy or experiment.eval.policy
     if policy not in POLICIES:
         raise UserError(f"unknown policy '{policy}' (expected {', '.join(POLICIES)})", key="--policy")
