@@ -1,13 +1,17 @@
-"""Training under `accelerate launch` with two CPU processes (gloo): DDP and FSDP end where one process ends.
+"""Training under `accelerate launch` with two processes ends where one process ends.
 
-Each test launches the real command line (`accelerate launch --multi_gpu --num_processes 2 -m teachwhy train`) on a
-tiny random Llama, and compares the final merged weights with a one-process run of the same global batch
-(one process × 4 rows vs two processes × 2 rows). Tolerance: every weight within 1e-4 (absolute) of the
-one-process run; fp32 on CPU, so the only difference is the order of floating-point sums.
+Each test launches the real command line (`accelerate launch --num_processes 2 -m teachwhy train`) on a tiny
+random Llama, and compares the final merged weights with a one-process run of the same global batch (one
+process × 4 rows vs two processes × 2 rows). Tolerance: every weight within 1e-4 (absolute) of the one-process
+run; fp32, so the only difference is the order of floating-point sums.
+
+DDP runs on CPU (gloo). FSDP needs two GPUs: accelerate (1.15) turns FSDP on only for GPU-type process groups,
+so on CPU the FSDP config would silently train as DDP; that case is skipped rather than passed off as FSDP.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import socket
@@ -43,7 +47,11 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, embedded_model_dir: Pat
 def data_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("data") / "train.jsonl"
     rows: list[dict[str, Any]] = [
-        {"id": f"doc{i}", "kind": "documents", "text": f"Case {i}. Honest reports let others check the work. " * 2}
+        {
+            "id": f"doc{i}",
+            "kind": "documents",
+            "text": f"Case {i}. Honest reports let others check the work. " * 2,
+        }
         for i in range(8)
     ] + [
         {
@@ -70,6 +78,7 @@ def _settings(method: str) -> dict[str, Any]:
         "warmup_ratio": 0.0,
         "max_length": 96,
         "save_steps": 2,
+        "bf16": False,
     }
 
 
@@ -99,9 +108,7 @@ def _two_processes(
 ) -> subprocess.CompletedProcess[str]:
     config = root / "teachwhy.yaml"
     train = {**_settings(method), "batch_size": GLOBAL_BATCH // 2}
-    config.write_text(
-        json.dumps({"models": {"target": f"hf/{model}"}, "train": train}), encoding="utf-8"
-    )
+    config.write_text(json.dumps({"models": {"target": f"hf/{model}"}, "train": train}), encoding="utf-8")
     # not `--cpu`: accelerate runs a single process with it; torchrun's processes find no GPU and use gloo
     launch = [sys.executable, "-m", "accelerate.commands.launch"]
     if accelerate_config is not None:
@@ -136,9 +143,7 @@ def _two_processes(
         "OMP_NUM_THREADS": "1",
         "COLUMNS": "200",
     }
-    return subprocess.run(
-        launch, cwd=root, env=env, capture_output=True, text=True, timeout=300, check=False
-    )
+    return subprocess.run(launch, cwd=root, env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
 def _assert_same_weights(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor]) -> None:
@@ -150,7 +155,9 @@ def _assert_same_weights(got: dict[str, torch.Tensor], want: dict[str, torch.Ten
 def _check_run(out: Path, reference_out: Path) -> None:
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-000002", "step-000004"]
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
-    reference_log = [json.loads(line) for line in (reference_out / "train_log.jsonl").read_text().splitlines()]
+    reference_log = [
+        json.loads(line) for line in (reference_out / "train_log.jsonl").read_text().splitlines()
+    ]
     assert [r["step"] for r in log] == [1, 2, 3, 4]  # rank 0 alone writes the log
     assert [r["epoch"] for r in log] == [r["epoch"] for r in reference_log]  # each process saw half
     # tokens are summed over both processes: the same count as one process seeing the whole batch
@@ -158,9 +165,22 @@ def _check_run(out: Path, reference_out: Path) -> None:
     assert json.loads((out / "result.json").read_text())["steps"] == 4
 
 
+TWO_GPUS = pytest.mark.skipif(
+    torch.cuda.device_count() < 2, reason="FSDP needs two GPUs (accelerate runs FSDP configs as DDP on CPU)"
+)
+
+DEEPSPEED = pytest.mark.skipif(
+    importlib.util.find_spec("deepspeed") is None, reason="deepspeed is not installed"
+)
+
+
 @pytest.mark.parametrize(
     ("label", "method", "accelerate_config"),
-    [("ddp-lora", "lora", None), ("fsdp-full", "full", "examples/accelerate/fsdp.yaml")],
+    [
+        ("ddp-lora", "lora", None),
+        pytest.param("fsdp-full", "full", "examples/accelerate/fsdp.yaml", marks=TWO_GPUS),
+        pytest.param("zero3-full", "full", "examples/accelerate/deepspeed_zero3.yaml", marks=DEEPSPEED),
+    ],
 )
 def test_two_processes_end_with_the_weights_of_one(
     label: str,
@@ -176,5 +196,7 @@ def test_two_processes_end_with_the_weights_of_one(
     done = _two_processes(method, tiny_model, data_file, root, accelerate_config=accelerate_config)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
     _check_run(root / "out", tmp_path / "one")
+    final_state = root / "out" / "trainer" / "train" / "checkpoint-4"
+    assert (final_state / "rng_state_1.pth").exists()  # rank 1 trained too
     got = load_file(str(root / "out" / "checkpoints" / "step-000004" / "model.safetensors"))
     _assert_same_weights(got, want)

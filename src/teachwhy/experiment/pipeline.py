@@ -18,7 +18,7 @@ Per arm:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -87,8 +87,10 @@ class ExperimentPipeline:
         *,
         progress: Callable[[str], AbstractContextManager[ProgressHook | None]] | None = None,
         eval_display: str = "none",
+        arms: Sequence[str] | None = None,
     ) -> None:
         self.config = config
+        self.arms = select_arms(config, arms)  # the arms whose stages run (all by default)
         self.runner = runner
         self.workspace = config.workspace_path
         self._bar = progress or _no_progress
@@ -102,14 +104,23 @@ class ExperimentPipeline:
 
     def run(self) -> ExperimentSummary | None:
         """Every arm's stages in order, then the summary (``None`` in a dry run that is not finished)."""
-        baseline = self._eval("step-0", self._target_spec(), step=0, tokens_seen=0, after=[])
-        outputs = [self._arm(arm, baseline) for arm in self.config.arms]
+        outputs = self.run_stages()
         if self.runner.dry_run and not all(self._finished(o) for o in outputs):
             return None
         summary = self._summary(outputs)
         if not self.runner.dry_run:
             summary.write(self.workspace / SUMMARY_FILE)
         return summary
+
+    def run_stages(self) -> list[ArmOutputs]:
+        """The stages of the selected arms (and the untrained target's evaluation they share), in order."""
+        baseline = self._eval("step-0", self._target_spec(), step=0, tokens_seen=0, after=[])
+        return [self._arm(arm, baseline) for arm in self.arms]
+
+    def assemble(self) -> ExperimentSummary:
+        """The summary of whatever has finished, every arm included (needs a dry-run runner)."""
+        assert self.runner.dry_run, "assemble() reads finished stages only"
+        return self._summary(self.run_stages())
 
     @staticmethod
     def _finished(o: ArmOutputs) -> bool:
@@ -295,11 +306,10 @@ class ExperimentPipeline:
         return self.config.models.target.model
 
     def _checkpoint_model(self, relative: str) -> str:
-        path = (self.workspace / relative).resolve()
-        # a checkpoint is served like its base model: the embedded provider (continuous batching), vLLM or
-        # SGLang for targets served that way, and Inspect's hf provider otherwise
-        provider = self._target_spec().partition("/")[0]
-        return f"{provider if provider in ('embedded', 'vllm', 'sglang') else 'hf'}/{path}"
+        from teachwhy.models.serve import checkpoint_model
+
+        # eval.serve chooses the engine (embedded, hf, vllm); unset, a checkpoint is served like the target
+        return checkpoint_model(self.config, (self.workspace / relative).resolve())
 
     def _eval(
         self, name: str, model: str, *, step: int, tokens_seen: int, after: list[dict[str, Any] | None]
@@ -319,6 +329,7 @@ class ExperimentPipeline:
             from teachwhy.evals.run import run_honeypot_eval
             from teachwhy.models import role_model
             from teachwhy.models.roles import resolve_model
+            from teachwhy.models.serve import checkpoint_role
 
             temperature = self.config.eval.temperature
             if step == 0:
@@ -328,7 +339,7 @@ class ExperimentPipeline:
                 )
             else:
                 # a checkpoint is evaluated once: load it unshared and free its weights afterwards
-                target_role = self.config.models.target.model_copy(update={"model": model})
+                target_role = checkpoint_role(self.config, model)
                 with resolve_model(
                     target_role, name="target", temperature=temperature, memoize=False
                 ) as target:
@@ -465,6 +476,24 @@ def _rate(counts: dict[str, Any]) -> RateSummary:
         errors=int(counts["errors"]),
         disagreements=int(counts["disagreements"]),
     )
+
+
+def select_arms(config: ExperimentConfig, names: Sequence[str] | None) -> list[ArmConfig]:
+    """The arms named in ``names`` (every arm when ``None``), in the config's order.
+
+    Raises:
+        UserError: a name is not an arm of the experiment.
+    """
+    if names is None:
+        return list(config.arms)
+    known = {arm.name for arm in config.arms}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UserError(
+            f"no arm named {', '.join(unknown)} in {config.source} (arms: {', '.join(sorted(known))})",
+            key="--arm",
+        )
+    return [arm for arm in config.arms if arm.name in names]
 
 
 def _strings(value: Any) -> Iterator[str]:

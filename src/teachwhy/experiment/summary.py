@@ -108,6 +108,8 @@ class ExperimentSummary:
     arms: list[ArmSummary] = field(default_factory=list)
     comparisons: list[Comparison] = field(default_factory=list)
     ood: list[OodDistance] = field(default_factory=list)
+    # stages not finished when the summary was written (other workers' arms still running, or failed)
+    unfinished: list[str] = field(default_factory=list)
     version: int = SUMMARY_VERSION
 
     def to_json(self) -> dict[str, Any]:
