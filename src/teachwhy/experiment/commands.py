@@ -121,6 +121,12 @@ def run_command(
             help="Run only this arm (repeatable), with the stages it shares; other workers may run the rest.",
         ),
     ] = None,
+    poll: Annotated[
+        float,
+        typer.Option(
+            "--poll", min=0.1, help="Seconds between checks while waiting for a stage another worker runs."
+        ),
+    ] = 10.0,
     generator: GeneratorOption = None,
     target: TargetOption = None,
     judge: JudgeOption = None,
@@ -132,7 +138,7 @@ def run_command(
     stages no other process holds.
     """
     experiment = load_experiment(config, generator=generator, target=target, judge=judge, auditor=auditor)
-    run_experiment(experiment, arms=arm)
+    run_experiment(experiment, arms=arm, poll_seconds=poll)
     console.print("next: teachwhy report")
 
 
