@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,8 +24,12 @@ from teachwhy.config import load_config
 from teachwhy.constitution import example_constitution_path
 from teachwhy.errors import UserError
 from teachwhy.evals.run import run_honeypot_eval
-from teachwhy.models.roles import resolve_model
-from teachwhy.models.serve import checkpoint_model, checkpoint_role, require_serving_engine
+from teachwhy.models.serve import (
+    checkpoint_model,
+    checkpoint_role,
+    open_checkpoint,
+    require_serving_engine,
+)
 
 TESTS = Path(__file__).parent
 
@@ -92,7 +98,7 @@ def _has_vllm() -> bool:
 
 
 @pytest.fixture
-def standin_vllm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def standin_vllm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """`vllm` importable and on PATH, both the stand-in; returns the stand-in's event log."""
     if _has_vllm():
         pytest.skip("a real vLLM is installed; the stand-in would shadow it")
@@ -109,13 +115,26 @@ def standin_vllm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     log = tmp_path / "standin.jsonl"
     monkeypatch.setenv("STANDIN_LOG", str(log))
-    return log
+    yield log
+    sys.modules.pop("vllm", None)  # Inspect imported the stand-in package; later tests must not see it
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.mark.parametrize("fixed_port", [False, True], ids=["inspect-starts-it", "on-the-configured-port"])
 def test_each_checkpoint_gets_its_own_vllm_server_started_and_stopped(
-    tmp_path: Path, standin_vllm: Path
+    fixed_port: bool, tmp_path: Path, standin_vllm: Path
 ) -> None:
-    vllm = "{gpu_memory_utilization: 0.5, tensor_parallel_size: 1, max_model_len: 2048, args: {dtype: half}}"
+    port = _free_port() if fixed_port else None
+    vllm = (
+        "{gpu_memory_utilization: 0.5, tensor_parallel_size: 1, max_model_len: 2048, args: {dtype: half}"
+        + (f", port: {port}}}" if port else "}")
+    )
     config = load_config(_config(tmp_path, target="hf/Qwen/Qwen2.5-0.5B-Instruct", serve="vllm", vllm=vllm))
     require_serving_engine(config)  # the stand-in package counts as installed
     folders = [tmp_path / "run" / "checkpoints" / f"step-00000{s}" for s in (2, 4)]
@@ -123,7 +142,7 @@ def test_each_checkpoint_gets_its_own_vllm_server_started_and_stopped(
         folder.mkdir(parents=True)
         model = checkpoint_model(config, folder)
         assert model == f"vllm/{folder}"
-        with resolve_model(checkpoint_role(config, model), name="target", memoize=False) as target:
+        with open_checkpoint(config, model, temperature=0.0, log_dir=tmp_path / folder.name) as target:
             results = run_honeypot_eval(config, target=target, log_dir=tmp_path / folder.name)
         overall = results.family_total("blackmail")
         assert overall is not None and overall.n == 1 and overall.errors == 0
@@ -139,11 +158,13 @@ def test_each_checkpoint_gets_its_own_vllm_server_started_and_stopped(
     for event in events:
         if event["event"] == "start":
             argv = event["argv"]
-            options = dict(zip(argv[2::2], argv[3::2], strict=False))
+            options = dict(zip(argv[2::2], argv[3::2], strict=True))
             assert options["--gpu-memory-utilization"] == "0.5"
             assert options["--tensor-parallel-size"] == "1"
             assert options["--max-model-len"] == "2048"
             assert options["--dtype"] == "half"
             assert options["--host"] == "127.0.0.1"
+            if port is not None:
+                assert options["--port"] == str(port)
     served = {e["model"] for e in events if e["event"] == "request"}
     assert served == {str(f) for f in folders}

@@ -328,8 +328,7 @@ class ExperimentPipeline:
         def work(ctx: StageContext) -> dict[str, Any]:
             from teachwhy.evals.run import run_honeypot_eval
             from teachwhy.models import role_model
-            from teachwhy.models.roles import resolve_model
-            from teachwhy.models.serve import checkpoint_role
+            from teachwhy.models.serve import open_checkpoint
 
             temperature = self.config.eval.temperature
             if step == 0:
@@ -339,10 +338,7 @@ class ExperimentPipeline:
                 )
             else:
                 # a checkpoint is evaluated once: load it unshared and free its weights afterwards
-                target_role = checkpoint_role(self.config, model)
-                with resolve_model(
-                    target_role, name="target", temperature=temperature, memoize=False
-                ) as target:
+                with open_checkpoint(self.config, model, temperature=temperature, log_dir=ctx.dir) as target:
                     results = run_honeypot_eval(
                         self.config, target=target, log_dir=ctx.dir, display=self.eval_display
                     )
