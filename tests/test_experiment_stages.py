@@ -94,3 +94,50 @@ def test_results_and_run_log_record_what_ran(tmp_path: Path) -> None:
     assert stored["value"] == "d" and stored["__stage__"] == "generate/advice"
     log = (tmp_path / "run.log").read_text()
     assert "start generate/advice" in log and "generator=embedded" in log and "done generate/advice" in log
+
+
+def _hold_lock(runner: StageRunner, kind: str, name: str, inputs: dict[str, Any]) -> Any:
+    """Take a stage's lock the way another process would (a separate open file, flock)."""
+    import fcntl
+
+    from teachwhy.storage import content_hash
+
+    folder = runner.workspace / "stages" / kind / content_hash(kind, inputs, [])
+    folder.mkdir(parents=True)
+    handle = (folder / ".lock").open("a")
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return handle
+
+
+def test_a_stage_held_by_another_worker_is_skipped_and_blocks_its_dependants(tmp_path: Path) -> None:
+    from teachwhy.errors import UserError
+
+    events: list[tuple[str, str]] = []
+    runner = StageRunner(tmp_path, skip_busy=True, on_event=lambda e, r: events.append((e, r.stage_id)))
+    handle = _hold_lock(runner, "generate", "advice", {"count": 3})
+    gen, train = Counter("d"), Counter("t")
+    assert pipeline(runner, gen, train) is None
+    assert (gen.calls, train.calls) == (0, 0)
+    assert [(r.stage_id, r.state) for r in runner.records] == [
+        ("generate/advice", "running"),
+        ("train/arm", "blocked"),
+    ]
+    assert ("busy", "generate/advice") in events
+    with pytest.raises(UserError, match="already running in another process"):
+        pipeline(StageRunner(tmp_path), gen, train)  # without skip_busy, as before
+    handle.close()  # the other worker is gone: the next pass runs everything
+    assert pipeline(StageRunner(tmp_path, skip_busy=True), gen, train) is not None
+    assert (gen.calls, train.calls) == (1, 1)
+
+
+def test_a_stage_finished_by_another_worker_while_waiting_for_its_lock_is_not_run_again(
+    tmp_path: Path,
+) -> None:
+    gen = Counter("d")
+    first = StageRunner(tmp_path).stage("generate", "advice", {"count": 3}, gen)
+    assert first is not None
+    # this worker saw no result.json (it looked before the other finished): _run re-checks under the lock
+    runner = StageRunner(tmp_path, skip_busy=True)
+    folder = tmp_path / "stages" / "generate" / first["__key__"]
+    again = runner._run("generate/advice", "generate", first["__key__"], folder, {"count": 3}, gen, "")
+    assert again == first and gen.calls == 1

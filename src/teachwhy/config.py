@@ -354,6 +354,27 @@ class TrainConfig(Strict):
 # --- evaluation ----------------------------------------------------------------------------------------
 
 
+class VllmServe(Strict):
+    """How each checkpoint is served when ``eval.serve`` is ``vllm`` (one ``vllm serve`` per checkpoint)."""
+
+    host: str = Field(default="127.0.0.1", description="the address the server binds")
+    port: Annotated[int, Field(gt=0, lt=65536)] | None = Field(
+        default=None, description="the server's port; default: a free port"
+    )
+    gpu_memory_utilization: Annotated[float, Field(gt=0.0, le=1.0)] | None = Field(
+        default=None, description="share of each GPU's memory vLLM may take (vLLM's default: 0.9)"
+    )
+    tensor_parallel_size: PositiveInt | None = Field(
+        default=None, description="GPUs per server; default: the number of devices"
+    )
+    devices: str | None = Field(default=None, description="GPUs to use, as in CUDA_VISIBLE_DEVICES: '0,1'")
+    max_model_len: PositiveInt | None = Field(default=None, description="context length the server allows")
+    startup_timeout: PositiveInt = Field(default=900, description="seconds to wait for the server to start")
+    args: dict[str, Any] = Field(
+        default_factory=dict, description="further `vllm serve` options, e.g. {dtype: bfloat16}"
+    )
+
+
 class EvalConfig(Strict):
     """Honeypot evaluations run at each checkpoint."""
 
@@ -392,6 +413,12 @@ class EvalConfig(Strict):
     seed: int = Field(
         default=0, description="orders the episodes, so --limit picks a spread of worlds and conditions"
     )
+    serve: Literal["embedded", "hf", "vllm"] | None = Field(
+        default=None,
+        description="how training checkpoints are loaded for evaluation; default: like the target "
+        "(embedded or vllm targets keep their engine, any other target uses hf)",
+    )
+    vllm: VllmServe = Field(default_factory=VllmServe)
 
 
 # --- arms and the experiment ---------------------------------------------------------------------------

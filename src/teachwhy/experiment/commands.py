@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -21,9 +22,10 @@ from teachwhy.cli_options import (
     load_experiment,
 )
 from teachwhy.config import ExperimentConfig
-from teachwhy.experiment.pipeline import ExperimentPipeline, ProgressHook
+from teachwhy.experiment.pipeline import SUMMARY_FILE, ExperimentPipeline, ProgressHook
 from teachwhy.experiment.stages import StageRecord, StageRunner
 from teachwhy.experiment.summary import ExperimentSummary
+from teachwhy.experiment.worker import run_worker
 from teachwhy.jsonout import JsonOption, emit_json, make_console
 
 console = make_console()
@@ -39,7 +41,9 @@ STATE_STYLE = {
 
 
 def _on_event(event: str, record: StageRecord) -> None:
-    if event == "start":
+    if event == "busy":
+        console.print(f"[yellow]⏸ {record.stage_id}[/yellow] [dim]running in another process; skipped[/dim]")
+    elif event == "start":
         console.print(f"[bold]▶ {record.stage_id}[/bold] [dim]{record.detail}[/dim]")
     elif event == "done":
         console.print(f"[green]✓ {record.stage_id}[/green] [dim]{record.seconds or 0:.1f}s[/dim]")
@@ -74,34 +78,71 @@ def progress_bars() -> Callable[[str], AbstractContextManager[ProgressHook | Non
     return bars
 
 
-def run_experiment(config: ExperimentConfig) -> ExperimentSummary:
-    """Run every stage that has not finished and write ``summary.json``; returns the summary."""
-    runner = StageRunner(config.workspace_path, on_event=_on_event)
+def run_experiment(
+    config: ExperimentConfig, *, arms: Sequence[str] | None = None, poll_seconds: float = 10.0
+) -> ExperimentSummary:
+    """Run every unfinished stage of ``arms`` (all arms by default) that no other worker holds, and write
+    ``summary.json`` from everything finished in the workspace; returns the summary."""
+    from teachwhy.models.serve import require_serving_engine
+
+    require_serving_engine(config)
     started = time.perf_counter()
     # Inspect's own progress display for the evaluation stages: live panels in a terminal, lines otherwise
     display = "rich" if console.is_terminal else "plain"
-    summary = ExperimentPipeline(config, runner, progress=progress_bars(), eval_display=display).run()
-    assert summary is not None  # a real run either finishes or raises
-    console.print(
-        f"[bold green]experiment finished[/bold green] in {time.perf_counter() - started:.0f}s; "
-        f"summary: {config.workspace_path / 'summary.json'}"
+    outcome = run_worker(
+        config,
+        arms=arms,
+        on_event=_on_event,
+        progress=progress_bars(),
+        eval_display=display,
+        poll_seconds=poll_seconds,
     )
-    return summary
+    summary_path = config.workspace_path / SUMMARY_FILE
+    seconds = time.perf_counter() - started
+    if outcome.complete:
+        console.print(
+            f"[bold green]experiment finished[/bold green] in {seconds:.0f}s; summary: {summary_path}"
+        )
+    else:
+        if outcome.elsewhere:
+            console.print(f"[yellow]running in other workers:[/yellow] {', '.join(outcome.elsewhere)}")
+        console.print(
+            f"[bold]this worker is done[/bold] in {seconds:.0f}s; {len(outcome.unfinished)} stages of the "
+            f"experiment have not finished yet; summary of what has: {summary_path}"
+        )
+    return outcome.summary
 
 
 def run_command(
     config: ConfigOption = DEFAULT_CONFIG,
+    arm: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--arm",
+            help="Run only this arm (repeatable), with the stages it shares; other workers may run the rest.",
+        ),
+    ] = None,
+    poll: Annotated[
+        float,
+        typer.Option(
+            "--poll", min=0.1, help="Seconds between checks while waiting for a stage another worker runs."
+        ),
+    ] = 10.0,
     generator: GeneratorOption = None,
     target: TargetOption = None,
     judge: JudgeOption = None,
     auditor: AuditorOption = None,
 ) -> None:
-    """Run the experiment: generate → mix → train → eval at checkpoints → OOD → summary. Resumable."""
+    """Run the experiment: generate → mix → train → eval at checkpoints → OOD → summary. Resumable.
+
+    Several `teachwhy run` processes may share one workspace (e.g. a Slurm array, one arm each): each runs the
+    stages no other process holds.
+    """
     from teachwhy.experiment.pipeline import StageIncomplete
 
     experiment = load_experiment(config, generator=generator, target=target, judge=judge, auditor=auditor)
     try:
-        run_experiment(experiment)
+        run_experiment(experiment, arms=arm, poll_seconds=poll)
     except StageIncomplete as e:  # the cause in one line; the stage is not cached and runs again next time
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(1) from None

@@ -18,7 +18,7 @@ Per arm:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -91,12 +91,15 @@ class ExperimentPipeline:
         *,
         progress: Callable[[str], AbstractContextManager[ProgressHook | None]] | None = None,
         eval_display: str = "none",
+        arms: Sequence[str] | None = None,
     ) -> None:
         self.config = config
+        self.arms = select_arms(config, arms)  # the arms whose stages run (all by default)
         self.runner = runner
         self.workspace = config.workspace_path
         self._bar = progress or _no_progress
         self._token_counter: Any = None
+        self._controls_result: dict[str, Any] | None = None
         self.eval_display = eval_display  # Inspect's display for evaluation stages ("rich", "plain", "none")
         self.constitution: Constitution = load_constitution(config.constitution_path)
         self._data_hash = package_data_hash("prompts", "data", "evals")
@@ -106,16 +109,25 @@ class ExperimentPipeline:
 
     def run(self) -> ExperimentSummary | None:
         """Every arm's stages in order, then the summary (``None`` in a dry run that is not finished)."""
-        controls = self._controls() if self.config.eval.controls else None
-        baseline = self._eval("step-0", self._target_spec(), step=0, tokens_seen=0, after=[])
-        outputs = [self._arm(arm, baseline) for arm in self.config.arms]
+        outputs = self.run_stages()
         if self.runner.dry_run and not all(self._finished(o) for o in outputs):
             return None
         summary = self._summary(outputs)
-        summary.controls = controls
         if not self.runner.dry_run:
             summary.write(self.workspace / SUMMARY_FILE)
         return summary
+
+    def run_stages(self) -> list[ArmOutputs]:
+        """The stages of the selected arms (and the untrained target's evaluation and the instrument's
+        controls they share), in order."""
+        self._controls_result = self._controls() if self.config.eval.controls else None
+        baseline = self._eval("step-0", self._target_spec(), step=0, tokens_seen=0, after=[])
+        return [self._arm(arm, baseline) for arm in self.arms]
+
+    def assemble(self) -> ExperimentSummary:
+        """The summary of whatever has finished, every arm included (needs a dry-run runner)."""
+        assert self.runner.dry_run, "assemble() reads finished stages only"
+        return self._summary(self.run_stages())
 
     @staticmethod
     def _finished(o: ArmOutputs) -> bool:
@@ -343,11 +355,10 @@ class ExperimentPipeline:
         return self.config.models.target.model
 
     def _checkpoint_model(self, relative: str) -> str:
-        path = (self.workspace / relative).resolve()
-        # a checkpoint is served like its base model: the embedded provider (continuous batching), vLLM or
-        # SGLang for targets served that way, and Inspect's hf provider otherwise
-        provider = self._target_spec().partition("/")[0]
-        return f"{provider if provider in ('embedded', 'vllm', 'sglang') else 'hf'}/{path}"
+        from teachwhy.models.serve import checkpoint_model
+
+        # eval.serve chooses the engine (embedded, hf, vllm); unset, a checkpoint is served like the target
+        return checkpoint_model(self.config, (self.workspace / relative).resolve())
 
     def _eval(
         self, name: str, model: str, *, step: int, tokens_seen: int, after: list[dict[str, Any] | None]
@@ -367,7 +378,7 @@ class ExperimentPipeline:
             from teachwhy.evals.results import RESULTS_FILE
             from teachwhy.evals.run import run_honeypot_eval
             from teachwhy.models import role_model
-            from teachwhy.models.roles import resolve_model
+            from teachwhy.models.serve import open_checkpoint
 
             temperature = self.config.eval.temperature
             if step == 0:
@@ -377,10 +388,7 @@ class ExperimentPipeline:
                 )
             else:
                 # a checkpoint is evaluated once: load it unshared and free its weights afterwards
-                target_role = self.config.models.target.model_copy(update={"model": model})
-                with resolve_model(
-                    target_role, name="target", temperature=temperature, memoize=False
-                ) as target:
+                with open_checkpoint(self.config, model, temperature=temperature, log_dir=ctx.dir) as target:
                     results = run_honeypot_eval(
                         self.config, target=target, log_dir=ctx.dir, display=self.eval_display
                     )
@@ -477,6 +485,7 @@ class ExperimentPipeline:
             arms=arms,
             comparisons=comparisons,
             ood=ood,
+            controls=self._controls_result,
         )
 
     def _arm_summary(self, o: ArmOutputs) -> ArmSummary:
@@ -496,6 +505,24 @@ class ExperimentPipeline:
             summary.train_log = o.train["log"]
         summary.checkpoints = [checkpoint_eval(e) for e in o.evals if e is not None]
         return summary
+
+
+def select_arms(config: ExperimentConfig, names: Sequence[str] | None) -> list[ArmConfig]:
+    """The arms named in ``names`` (every arm when ``None``), in the config's order.
+
+    Raises:
+        UserError: a name is not an arm of the experiment.
+    """
+    if names is None:
+        return list(config.arms)
+    known = {arm.name for arm in config.arms}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UserError(
+            f"no arm named {', '.join(unknown)} in {config.source} (arms: {', '.join(sorted(known))})",
+            key="--arm",
+        )
+    return [arm for arm in config.arms if arm.name in names]
 
 
 def _strings(value: Any) -> Iterator[str]:

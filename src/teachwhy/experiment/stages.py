@@ -11,6 +11,11 @@ it is finished exactly when ``result.json`` exists there — written atomically,
 
 `StageRunner.stage` is the whole interface. With ``dry_run`` it computes keys and reports each stage's state
 (done / stale / running / failed / pending) without running anything: that is `teachwhy status`.
+
+Several processes may run stages of one workspace at once (``teachwhy run`` workers, one per arm or one per
+job of a Slurm array): a stage runs under an exclusive lock on its folder. With ``skip_busy``, a stage whose
+lock another process holds is recorded as ``running`` and returns ``None`` (its dependants are ``blocked``),
+so the worker goes on with other stages instead of failing.
 """
 
 from __future__ import annotations
@@ -70,6 +75,7 @@ class StageRunner:
     workspace: Path
     dry_run: bool = False
     on_event: Callable[[str, StageRecord], None] | None = None
+    skip_busy: bool = False  # a stage locked by another process is skipped (state "running"), not an error
     records: list[StageRecord] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -101,7 +107,8 @@ class StageRunner:
             detail: a short description for progress and the run log (e.g. the model doing the work).
 
         Returns:
-            The stage's result, or ``None`` in a dry run when it has not finished.
+            The stage's result, or ``None`` when it has not finished: in a dry run, or (with ``skip_busy``)
+            while another process runs it.
         """
         stage_id = f"{kind}/{name}"
         upstream = after or []
@@ -138,10 +145,21 @@ class StageRunner:
         inputs: dict[str, Any],
         fn: Callable[[StageContext], dict[str, Any]],
         detail: str,
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | None:
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_json(folder / "inputs.json", {"stage": stage_id, "key": key, "inputs": inputs})
-        with self._lock(folder, stage_id):
+        with self._lock(folder, stage_id) as locked:
+            if not locked:  # another process runs it (only with skip_busy)
+                busy = StageRecord(stage_id, kind, key, "running", detail="in another process")
+                self._record(busy, event="busy")
+                return None
+            if (folder / RESULT).exists():  # another process finished it since we looked
+                result = self._read_result(folder / RESULT)
+                self._remember(stage_id, key)
+                self._record(
+                    StageRecord(stage_id, kind, key, "done", result.get("__seconds__")), event="cached"
+                )
+                return result
             record = StageRecord(stage_id, kind, key, "running", detail=detail)
             self._emit("start", record)
             self._write_log(f"start {stage_id} key={key} {detail}".rstrip())
@@ -170,19 +188,24 @@ class StageRunner:
         return result
 
     @contextmanager
-    def _lock(self, folder: Path, stage_id: str) -> Iterator[None]:
-        handle = (folder / LOCK).open("w")
+    def _lock(self, folder: Path, stage_id: str) -> Iterator[bool]:
+        """Hold the stage's lock; yields False (with ``skip_busy``) when another process holds it."""
+        handle = (folder / LOCK).open("a")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
+            if self.skip_busy:
+                yield False
+                return
             raise UserError(
                 f"stage {stage_id} is already running in another process", file=folder / LOCK
             ) from None
         try:
+            handle.truncate(0)
             handle.write(str(os.getpid()))
             handle.flush()
-            yield
+            yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
             handle.close()

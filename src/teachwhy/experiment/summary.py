@@ -119,6 +119,8 @@ class ExperimentSummary:
     comparisons: list[Comparison] = field(default_factory=list)
     ood: list[OodDistance] = field(default_factory=list)
     controls: dict[str, Any] | None = None  # `teachwhy eval controls` as JSON: the instrument's own check
+    # stages not finished when the summary was written (other workers' arms still running, or failed)
+    unfinished: list[str] = field(default_factory=list)
     version: int = SUMMARY_VERSION
 
     def to_json(self) -> dict[str, Any]:

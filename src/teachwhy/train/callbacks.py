@@ -169,12 +169,23 @@ class CheckpointCadence(TrainerCallback):
     """Saves every ``save_steps`` global steps and at the end of the stage, then runs ``after_save``.
 
     ``after_save(trainer_checkpoint, stage_step)`` merges the checkpoint and marks it complete (main process).
+    The other processes wait at ``barrier`` meanwhile, so none of them is left inside the next step's
+    gradient all-reduce (or FSDP gather) while rank 0 merges; the wait is bounded by the process group's
+    timeout (``ddp_timeout``, see :func:`teachwhy.train.trainer.sft_config`).
     """
 
-    def __init__(self, *, save_steps: int, offset: int, after_save: Callable[[Path, int], None]) -> None:
+    def __init__(
+        self,
+        *,
+        save_steps: int,
+        offset: int,
+        after_save: Callable[[Path, int], None],
+        barrier: Callable[[], None] = lambda: None,
+    ) -> None:
         self.save_steps = save_steps
         self.offset = offset
         self.after_save = after_save
+        self.barrier = barrier
 
     def on_step_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
@@ -190,3 +201,4 @@ class CheckpointCadence(TrainerCallback):
             self.after_save(
                 Path(args.output_dir or ".") / f"checkpoint-{state.global_step}", state.global_step
             )
+        self.barrier()

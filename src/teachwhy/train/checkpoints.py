@@ -22,6 +22,8 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -120,8 +122,25 @@ def save_merged(
     """
     # building the merged model draws from the global RNG (adapter layers are initialised before loading);
     # forking it keeps training after a save identical to training resumed from that save
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), _outside_zero3():
         return _save_merged(base_model, trainer_checkpoint, target, method, tokenizer, meta)
+
+
+@contextmanager
+def _outside_zero3() -> Iterator[None]:
+    """Load plain, whole models while a DeepSpeed ZeRO-3 run is active.
+
+    Under ZeRO-3, transformers partitions every model it loads across the processes; the merge runs on rank 0
+    alone and needs the whole model on CPU, so the ZeRO-3 setting is lifted while it loads and restored after.
+    """
+    from transformers.integrations import deepspeed
+
+    saved = deepspeed._hf_deepspeed_config_weak_ref
+    deepspeed._hf_deepspeed_config_weak_ref = None
+    try:
+        yield
+    finally:
+        deepspeed._hf_deepspeed_config_weak_ref = saved
 
 
 def _save_merged(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -49,6 +50,8 @@ def train_command(
     model = resolve_target_path(experiment.models.target)
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     result = train_model(model=model, data=data, out_dir=out_dir, config=train_config, resume=resume)
+    if int(os.environ.get("RANK", "0")) != 0:  # under accelerate launch, rank 0 alone reports
+        return
     table = Table(title=f"checkpoints — {result.steps} steps")
     for column in ("step", "stage", "tokens seen", "model folder"):
         table.add_column(column, overflow="fold")

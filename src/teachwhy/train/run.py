@@ -13,6 +13,12 @@ Stages run in order and each starts from where the previous one ended (the same 
 fine-tuned weights), so a killed run, started again with ``resume=True``, skips finished stages and
 continues the
 interrupted one from its last complete trainer checkpoint.
+
+Under ``accelerate launch`` every process runs this same function. The distributed setup comes first (TRL's
+config creates the process group and, with DeepSpeed, the ZeRO-3 context), then the model is loaded, so
+ZeRO-3 partitions it while loading and FSDP's memory-efficient loading reads the weights on rank 0 only.
+Every file decision (is ``out_dir`` a run to resume, which stages are done) is made by all ranks on the same
+files before rank 0 writes anything, and ranks meet at a barrier after each write rank 0 makes alone.
 """
 
 from __future__ import annotations
@@ -136,12 +142,48 @@ def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def _wait_for_everyone() -> None:
+    """A barrier across the training processes (nothing to wait for in a single process)."""
+    from accelerate import PartialState
+
+    if PartialState._shared_state:  # set up by the trainer's config (see _distributed_setup)
+        PartialState().wait_for_everyone()
+
+
+def _distributed_setup(config: TrainConfig, out_dir: Path) -> None:
+    """Create the process group (and, under DeepSpeed, the ZeRO-3 context) the way the trainer will.
+
+    TRL's config sets up the distributed state with the trainer's backend and timeout; doing it here, before
+    any file is read or written and before a model is loaded, lets every rank meet at barriers from the start.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        _ = sft_config(config, config.stages[0], output_dir=out_dir / "trainer").device
+
+
 def _stage_examples(stage: TrainStage, examples: Sequence[Example]) -> list[Example]:
     return [e for e in examples if e.format in _STAGE_FORMATS[stage.kind]]
 
 
 def _prepare_out_dir(out_dir: Path, fingerprint: dict[str, Any], *, resume: bool) -> bool:
-    """Check ``out_dir`` against ``fingerprint``; returns True when the run there is already finished."""
+    """Check ``out_dir`` against ``fingerprint``; returns True when the run there is already finished.
+
+    Every rank checks the folder as it was before this call; rank 0 then writes ``run.json`` while the others
+    wait, so no rank mistakes the new ``run.json`` for an earlier run.
+    """
+    try:
+        finished = _check_out_dir(out_dir, fingerprint, resume=resume)
+    finally:
+        _wait_for_everyone()  # all ranks raise the same UserError, or all go on
+    if finished is None:
+        if _is_main_process():
+            atomic_write_json(out_dir / "run.json", fingerprint)
+        _wait_for_everyone()
+        return False
+    return finished
+
+
+def _check_out_dir(out_dir: Path, fingerprint: dict[str, Any], *, resume: bool) -> bool | None:
+    """True: a finished run to return; False: a run to resume; None: a new run (``run.json`` to write)."""
     run_file = out_dir / "run.json"
     if out_dir.exists() and any(out_dir.iterdir()):
         if not resume:
@@ -159,9 +201,7 @@ def _prepare_out_dir(out_dir: Path, fingerprint: dict[str, Any], *, resume: bool
                 "was trained from a different model, data or settings; cannot resume it", file=run_file
             )
         return (out_dir / "result.json").exists()
-    if _is_main_process():
-        atomic_write_json(run_file, fingerprint)
-    return False
+    return None
 
 
 def _load_tokenizer(model: str) -> PreTrainedTokenizerBase:
@@ -223,6 +263,7 @@ def train_model(
         "data": [str(p) for p in data],
         "config": config.model_dump(mode="json"),
     }
+    _distributed_setup(config, out_dir)
     if _prepare_out_dir(out_dir, fingerprint, resume=resume):
         return TrainResult.load(out_dir)
 
@@ -256,12 +297,13 @@ def train_model(
             done = json.loads(done_file.read_text(encoding="utf-8"))
             offset, previous_final = done["global_step"], stage_dir / done["final"]
             continue
-        if _is_main_process():
-            remove_incomplete(stage_dir)
         complete = trainer_checkpoints(stage_dir)
         resume_from = complete[-1] if complete else None
         resumed_step = int(resume_from.name.split("-")[1]) if resume_from else 0
         counter = TokenCounter(sources, _trim_log(log_path, offset + resumed_step))
+        if _is_main_process():
+            remove_incomplete(stage_dir)
+        _wait_for_everyone()  # the folder and the log are as rank 0 left them before anyone trains
         stage_steps = _train_stage(
             stage,
             examples=examples,
@@ -284,6 +326,7 @@ def train_model(
             atomic_write_json(done_file, {"global_step": offset + stage_steps, "final": final.name})
         offset, previous_final = offset + stage_steps, final
 
+    _wait_for_everyone()  # the last log lines are written
     log = read_log(log_path)
     result = TrainResult(
         out_dir=out_dir,
@@ -297,6 +340,7 @@ def train_model(
     )
     if _is_main_process():
         atomic_write_json(out_dir / "result.json", result.to_json())
+    _wait_for_everyone()  # no rank returns before the run is recorded as finished
     return result
 
 
@@ -324,6 +368,9 @@ def _train_stage(
         if config.packing
         else single_rows(examples)
     )
+    # the trainer's config first: it sets up the distributed state (ZeRO-3 context, FSDP) the model loads into
+    args = sft_config(config, stage, output_dir=stage_dir)
+    _ = args.device
     peft = None
     if config.method == "lora":
         net: Any = load_model(base_model, config)
@@ -360,14 +407,16 @@ def _train_stage(
 
     stage_callbacks: list[TrainerCallback] = [
         TrainingLog(out_dir / LOG_NAME, stage=stage.name, offset=offset, counter=counter),
-        CheckpointCadence(save_steps=config.save_steps, offset=offset, after_save=after_save),
+        CheckpointCadence(
+            save_steps=config.save_steps, offset=offset, after_save=after_save, barrier=_wait_for_everyone
+        ),
         *callbacks,
     ]
     if progress:
         stage_callbacks.append(RichProgress(stage=stage.name, counter=counter))
     trainer = SourceCountingSFTTrainer(
         model=net,
-        args=sft_config(config, stage, output_dir=stage_dir),
+        args=args,
         data_collator=RowCollator(
             pad_token_id=int(tokenizer.pad_token_id), pad_to=config.max_length if pad_to_max_length else None
         ),

@@ -18,6 +18,8 @@ from trl.trainer.sft_trainer import SFTTrainer
 from teachwhy.config import TrainConfig, TrainStage
 from teachwhy.train.callbacks import TokenCounter
 
+DDP_TIMEOUT_S = 4 * 3600  # collective timeout: bounds how long ranks wait for rank 0's checkpoint merge
+
 
 def use_bf16(config: TrainConfig) -> bool:
     """bf16 as configured; ``None`` means on when the GPU supports it, off on CPU."""
@@ -78,6 +80,9 @@ def sft_config(config: TrainConfig, stage: TrainStage, *, output_dir: Path) -> S
         save_strategy="no",  # CheckpointCadence decides when to save
         save_total_limit=None,  # rotation happens after a checkpoint is merged and marked complete
         report_to=trackers,
+        # other ranks wait at a barrier while rank 0 merges a checkpoint, which for a large model on CPU takes
+        # far longer than the default 30 minutes' collective timeout allows on slow disks
+        ddp_timeout=DDP_TIMEOUT_S,
         disable_tqdm=True,
         remove_unused_columns=False,
         dataset_kwargs={"skip_prepare_dataset": True},
