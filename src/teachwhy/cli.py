@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from teachwhy import __version__
+from teachwhy.assessment import commands as assessment_commands
 from teachwhy.cli_options import (
     DEFAULT_CONFIG,
     AuditorOption,
@@ -56,6 +57,8 @@ bench_app.command("dedup")(data_commands.bench_dedup_command)
 app.command("train")(train_commands.train_command)
 bench_app.command("train")(train_commands.bench_train_command)
 app.add_typer(eval_commands.eval_app, name="eval")
+eval_commands.eval_app.command("assessment")(assessment_commands.assessment_command)
+eval_commands.eval_app.command("adherence")(assessment_commands.adherence_command)
 app.command("judge-check")(eval_commands.judge_check_command)
 app.command("report")(report_commands.report)
 bench_app.command("embedded")(bench_embedded)

@@ -123,8 +123,15 @@ def compare_command(
     a: Annotated[Path, typer.Argument(help="Results JSON (or its folder) of run A.")],
     b: Annotated[Path, typer.Argument(help="Results JSON (or its folder) of run B.")],
 ) -> None:
-    """Per family: rate A - rate B with a 95% CI (Newcombe) and a Fisher exact p-value."""
+    """Per family: rate A - rate B with a 95% CI (Newcombe) and a Fisher exact p-value.
+
+    Two assessment results compare per dimension, two adherence results per principle and section.
+    """
+    from teachwhy.assessment.commands import compare_other
     from teachwhy.evals.results import HoneypotResults, compare_results
+
+    if compare_other(a, b):
+        return
 
     ra, rb = HoneypotResults.load(a), HoneypotResults.load(b)
     table = Table(title=f"A = {ra.target_model} ({a})  vs  B = {rb.target_model} ({b})")
