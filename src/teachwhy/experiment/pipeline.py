@@ -29,6 +29,7 @@ from typing import Any
 from teachwhy.config import ArmConfig, ExperimentConfig, SourceBase
 from teachwhy.constitution import Constitution, load_constitution
 from teachwhy.errors import UserError
+from teachwhy.experiment.heldout import with_heldout_evals
 from teachwhy.experiment.stages import StageContext, StageRunner
 from teachwhy.experiment.summary import (
     ArmSummary,
@@ -42,6 +43,7 @@ from teachwhy.storage import content_hash, read_jsonl, write_jsonl
 
 DERIVED = ("rewrite", "augment")  # sources made from another source of the same arm
 SUMMARY_FILE = "summary.json"
+HELDOUT_EVALS = {"assessment", "adherence"}  # their own stages; not part of the honeypot stages' keys
 ProgressHook = Callable[[str, int, int], None]
 
 
@@ -306,7 +308,7 @@ class ExperimentPipeline:
     ) -> dict[str, Any] | None:
         judge = self.config.models.judge
         inputs = {
-            "eval": self.config.eval.model_dump(mode="json"),
+            "eval": self.config.eval.model_dump(mode="json", exclude=HELDOUT_EVALS),
             "model": model if step == 0 else f"checkpoint-{step}",
             "judge": judge.model_dump(mode="json"),
             "max_connections": self.config.generation.max_connections,
@@ -344,7 +346,8 @@ class ExperimentPipeline:
                 "rows": [row.__dict__ for row in results.rows],
             }
 
-        return self.runner.stage("eval", name, inputs, work, after=after, detail=f"target={model}")
+        result = self.runner.stage("eval", name, inputs, work, after=after, detail=f"target={model}")
+        return with_heldout_evals(self, result, name, model, step=step, after=after)
 
     # -- OOD --------------------------------------------------------------------------------------------
 
@@ -360,7 +363,10 @@ class ExperimentPipeline:
         return prompts
 
     def _ood(self, arm: ArmConfig, mix: dict[str, Any] | None) -> dict[str, Any] | None:
-        inputs = {"eval": self.config.eval.model_dump(mode="json"), "package_data": self._eval_hash}
+        inputs = {
+            "eval": self.config.eval.model_dump(mode="json", exclude=HELDOUT_EVALS),
+            "package_data": self._eval_hash,
+        }
 
         def work(ctx: StageContext) -> dict[str, Any]:
             from teachwhy.experiment.ood import ood_distances, training_texts
@@ -447,6 +453,8 @@ def _checkpoint_eval(result: dict[str, Any]) -> CheckpointEval:
         log_files=list(result["log_files"]),
         families=families,
         overall=_rate(overall_counts) if families else None,
+        assessment=result.get("assessment"),
+        adherence=result.get("adherence"),
     )
 
 

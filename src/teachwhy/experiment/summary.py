@@ -42,6 +42,11 @@ class CheckpointEval:
     log_files: list[str] = field(default_factory=list)  # Inspect logs (relative to the workspace)
     families: dict[str, RateSummary] = field(default_factory=dict)
     overall: RateSummary | None = None
+    # the held-out evaluations, when enabled (see teachwhy.experiment.heldout for their fields):
+    # assessment: {results_file, log_files, counts, concern_threshold, dimensions: [{id, mean, ci_low, ...}]}
+    # adherence: {results_file, log_files, situations_file, counts, overall, sections, principles}
+    assessment: dict[str, Any] | None = None
+    adherence: dict[str, Any] | None = None
 
 
 @dataclass
