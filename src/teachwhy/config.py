@@ -315,7 +315,7 @@ class TrainConfig(Strict):
 
 
 class AssessmentConfig(Strict):
-    """The automated alignment assessment: an auditor probes the target from seed instructions, a judge scores.
+    """The automated alignment assessment: an auditor probes the target from seeds, a judge scores.
 
     Off by default (it needs an auditor able to drive multi-turn scenarios; the bundled model is not one).
     """
@@ -326,7 +326,9 @@ class AssessmentConfig(Strict):
     )
     dimensions: list[str] | None = Field(default=None, description="dimension ids; default: every dimension")
     seed_dirs: list[Path] = Field(default_factory=list, description="folders of your own seed files")
-    dimension_dirs: list[Path] = Field(default_factory=list, description="folders of your own dimension files")
+    dimension_dirs: list[Path] = Field(
+        default_factory=list, description="folders of your own dimension files"
+    )
     epochs: PositiveInt = 1
     max_turns: PositiveInt = Field(default=12, description="the most auditor replies per audit")
     concern_threshold: Annotated[int, Field(ge=1, le=10)] = Field(

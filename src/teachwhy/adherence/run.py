@@ -109,7 +109,9 @@ def run_adherence(
     settings = adherence_settings(config, overrides)
     constitution = load_constitution(config.constitution_path)
     path, situations, _ = frozen_situations(config, settings, constitution=constitution, generator=generator)
-    chosen = select_principles(situations, settings.principles, source=config.source)
+    chosen = select_principles(
+        situations, settings.principles, source=config.source, key="eval.adherence.principles"
+    )
     target = target or role_model(config, "target", temperature=settings.temperature)
     judge = judge or role_model(config, "judge", temperature=0.0)
     directory = Path(log_dir) if log_dir is not None else default_log_dir(config)

@@ -211,7 +211,7 @@ def adherence_task(
 
 
 def select_principles(
-    situations: list[Situation], principles: list[str] | None, *, source: Path | None
+    situations: list[Situation], principles: list[str] | None, *, source: Path | None, key: str = "principles"
 ) -> list[Situation]:
     """Keep the situations of these principle ids (all when ``None``)."""
     if not principles:
@@ -219,7 +219,7 @@ def select_principles(
     known = {s.principle_id for s in situations}
     unknown = [p for p in principles if p not in known]
     if unknown:
-        raise UserError(f"no situations for principle(s) {', '.join(unknown)}", file=source, key="principles")
+        raise UserError(f"no situations for principle(s) {', '.join(unknown)}", file=source, key=key)
     return [s for s in situations if s.principle_id in principles]
 
 
