@@ -72,6 +72,7 @@ def frozen_situations(
         situations_folder(config),
         make_generator,
         per_principle=settings.situations_per_principle,
+        principles=settings.principles,
         max_tokens=settings.situation_max_tokens,
         seed=config.generation.seed,
         max_connections=config.generation.max_connections,

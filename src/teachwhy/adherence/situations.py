@@ -90,11 +90,28 @@ def _settings() -> list[str]:
     return [str(i) for i in items]
 
 
-def situations_key(constitution: Constitution, per_principle: int) -> str:
-    """What identifies a frozen set: the constitution, the count, the prompt and the settings pool."""
+def situations_key(
+    constitution: Constitution, per_principle: int, principles: Sequence[str] | None = None
+) -> str:
+    """What identifies a frozen set: the constitution, the principles chosen (all when ``None``), the count,
+    the prompt and the settings pool."""
     prompt = load_prompt("situation", directory=PROMPTS)
     pool = content_hash((PROMPTS / "settings.yaml").read_bytes())
-    return content_hash(constitution.sha256, per_principle, prompt.sha256, pool, length=12)
+    chosen = sorted(principles) if principles else None
+    return content_hash(constitution.sha256, chosen, per_principle, prompt.sha256, pool, length=12)
+
+
+def chosen_principles(constitution: Constitution, principles: Sequence[str] | None) -> list[Principle]:
+    """The principles to write situations for, in constitution order (every one when ``None``).
+
+    Raises:
+        UserError: an id is not a principle of the constitution.
+    """
+    if not principles:
+        return list(constitution.principles)
+    for ident in principles:
+        constitution.get(ident)  # an unknown id is a UserError that suggests close matches
+    return [p for p in constitution.principles if p.id in set(principles)]
 
 
 def frozen_paths(folder: Path, key: str) -> tuple[Path, Path]:
@@ -156,6 +173,7 @@ async def generate_situations(
     generator: Model,
     *,
     per_principle: int,
+    principles: Sequence[str] | None = None,
     max_tokens: int = 300,
     temperature: float = 0.9,
     seed: int = 0,
@@ -169,7 +187,7 @@ async def generate_situations(
     settings = _settings()
     config = GenerateConfig(max_tokens=max_tokens, temperature=temperature)
     limit = asyncio.Semaphore(max_connections)
-    slots = [(p, n) for p in constitution.principles for n in range(per_principle)]
+    slots = [(p, n) for p in chosen_principles(constitution, principles) for n in range(per_principle)]
 
     async def run(p: Principle, n: int) -> tuple[str | None, str, dict[str, Any]]:
         async with limit:
@@ -254,6 +272,7 @@ def freeze_situations(
     generator: Model | Callable[[], Model] | None,
     *,
     per_principle: int,
+    principles: Sequence[str] | None = None,
     max_tokens: int = 300,
     seed: int = 0,
     max_connections: int = 8,
@@ -271,7 +290,8 @@ def freeze_situations(
         UserError: no frozen set exists and no generator was given, or a frozen file is damaged.
         SituationsIncomplete: generation failed for some situations.
     """
-    key = situations_key(constitution, per_principle)
+    chosen_principles(constitution, principles)  # unknown ids fail before anything is generated
+    key = situations_key(constitution, per_principle, principles)
     path, manifest = frozen_paths(folder, key)
     if path.exists() and manifest.exists():
         return path, load_frozen(path), False
@@ -283,6 +303,7 @@ def freeze_situations(
             constitution,
             model,
             per_principle=per_principle,
+            principles=principles,
             max_tokens=max_tokens,
             seed=seed,
             max_connections=max_connections,

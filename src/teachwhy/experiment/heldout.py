@@ -100,7 +100,9 @@ def adherence_stage(
         **_base_inputs(pipeline, model, step),
         "adherence": settings.model_dump(mode="json"),
         "roles": _roles(pipeline, ("judge",)),
-        "situations": situations_key(pipeline.constitution, settings.situations_per_principle),
+        "situations": situations_key(
+            pipeline.constitution, settings.situations_per_principle, settings.principles
+        ),
         "package_data": _package_hash("adherence"),
     }
 
