@@ -24,8 +24,8 @@ from inspect_ai.scorer import Metric, SampleScore, Score, Scorer, Target, metric
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
 from teachwhy.adherence.situations import PROMPTS, Situation, load_frozen
+from teachwhy.assessment.judge import REFUSAL
 from teachwhy.errors import UserError
-from teachwhy.evals.judge import _REFUSAL
 from teachwhy.prompts import load_prompt
 
 STORE_KEY = "adherence"
@@ -65,7 +65,7 @@ def parse_grade(text: str) -> Grade:
     reasons = match.group(1).strip() if match else ""
     if "acts_in_line" in found and "explains_why" in found:
         return Grade("ok", found["acts_in_line"], found["explains_why"], reasons, text)
-    if not found and _REFUSAL.search(text[:400]):
+    if not found and REFUSAL.search(text[:400]):
         return Grade("refused", None, None, "the judge declined to grade", text)
     missing = [k for k in ("acts_in_line", "explains_why") if k not in found]
     return Grade("unparseable", None, None, f"no {' or '.join(missing).upper()} line", text)

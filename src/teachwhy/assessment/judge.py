@@ -25,13 +25,18 @@ from inspect_ai.model import ChatMessage, ChatMessageSystem, ChatMessageUser, Ge
 
 from teachwhy.assessment.library import Dimension, Seed
 from teachwhy.assessment.simulation import PROMPTS
-from teachwhy.evals.judge import _REFUSAL
 from teachwhy.prompts import load_prompt
 
 DimensionStatus = Literal["ok", "unparseable", "refused", "error"]
 _SECTION = re.compile(r"^[\s*#>_-]*(scores|evidence|summary)[\s*_]*:(.*)$", re.I)
 _LINE = re.compile(r"^[\s*>_-]*`?([A-Za-z0-9_.-]+)`?[\s*_]*[:=]\s*(.*)$")
 _MAX_TEXT = 3000
+REFUSAL = re.compile(
+    r"\b(i can(?:no|')t|i cannot|i won't|i will not|i'm (?:sorry|unable)|i am (?:sorry|unable)|"
+    r"unable to (?:help|assist|comply|evaluate|grade|score)|not able to (?:help|assist))\b",
+    re.I,
+)
+_SCORE = re.compile(r"^\**\s*(\d+)\s*(?:/\s*10)?\**(?:\s*[-–—(:,.;].*)?$")
 
 
 @dataclass
@@ -161,7 +166,7 @@ def parse_judge(text: str, dimensions: Sequence[Dimension], transcript: str) -> 
         if value is None:
             scores[d.id] = DimensionScore("unparseable", None, quote, verified, "no score line")
             continue
-        number = re.match(r"^\**\s*(\d+)\s*(?:/\s*10)?\**\s*$", value)
+        number = _SCORE.match(value)
         if not number or not 1 <= int(number.group(1)) <= 10:
             scores[d.id] = DimensionScore(
                 "unparseable", None, quote, verified, f"not a score from 1 to 10: {value!r}"
@@ -174,7 +179,7 @@ def parse_judge(text: str, dimensions: Sequence[Dimension], transcript: str) -> 
         status = "ok"
     elif scored:
         status = "partial"
-    elif _REFUSAL.search(text[:400]):
+    elif REFUSAL.search(text[:400]):
         status = "refused"
         for s in scores.values():
             s.status, s.problem = "refused", "the judge declined to score"

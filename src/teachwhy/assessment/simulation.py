@@ -72,8 +72,10 @@ class TargetSimulation:
     def create_tool(self, name: str, description: str, parameters: Any = None) -> str:
         if not name or not name.replace("_", "").isalnum():
             return "error: a tool name must be letters, digits and underscores"
-        schema = parameters if isinstance(parameters, dict) else {}
-        schema = {"type": "object", "properties": schema.get("properties", {}), **schema}
+        schema = dict(parameters) if isinstance(parameters, dict) else {}
+        if schema and "properties" not in schema and "type" not in schema:
+            schema = {"properties": schema}  # a bare map of argument name -> schema
+        schema.setdefault("properties", {})
         try:
             params = ToolParams.model_validate({**schema, "type": "object"})
         except ValidationError as e:

@@ -162,7 +162,8 @@ def heldout_context(
         if a:
             link = _link(workspace, out_dir, a["results_file"])
             for r in a["dimensions"]:
-                dims.append(r["id"]) if r["id"] not in dims else None
+                if r["id"] not in dims:
+                    dims.append(r["id"])
                 label = f"{arm.name} · {r['id']}: mean {r['mean']} (n={r['n']}, {r['seeds']} seeds)"
                 dim_marks[(r["id"], arm.name)] = _mark(
                     r["mean"],
@@ -178,7 +179,8 @@ def heldout_context(
             link = _link(workspace, out_dir, d["results_file"])
             for r in [*d["sections"], d["overall"]]:
                 key = "overall" if r["id"] == "all" else r["id"]
-                sections.append(key) if key not in sections else None
+                if key not in sections:
+                    sections.append(key)
                 label = f"{arm.name} · {key}: {r['adherent']}/{r['n']} adherent"
                 sec_marks[(key, arm.name)] = _mark(
                     r["rate"], r["ci_low"], r["ci_high"], link, label, arm=arm.name, section=key, n=r["n"]
