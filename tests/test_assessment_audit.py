@@ -197,3 +197,19 @@ def test_an_audit_that_never_reaches_the_target_is_counted_not_judged(tmp_path: 
     assert score.answer == "no_target_call"
     assert score.value["scored"] == 0.0
     assert set(score.metadata["scores"].values()) == {None}
+
+
+def test_the_tasks_are_registered_by_name(tmp_path: Any) -> None:
+    auditor = [tool_call("end_audit", {})]
+    logs = inspect_eval(
+        "teachwhy/assessment",
+        task_args={"select": "sy_math_pushback", "only": "concerning"},
+        model=scripted_model([]),
+        model_roles={"auditor": scripted_model(auditor), "judge": scripted_model([])},
+        display="none",
+        log_dir=str(tmp_path),
+        score_display=False,
+    )
+    assert logs[0].status == "success"
+    sample = logs[0].samples[0]  # type: ignore[index]
+    assert next(iter(sample.scores.values())).answer == "no_target_call"  # type: ignore[union-attr]
