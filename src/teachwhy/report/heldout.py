@@ -31,6 +31,7 @@ def _bars(
     *,
     low: float,
     high: float,
+    ticks: Sequence[float],
     tick: Callable[[float], str],
     kind: str,
     title: str,
@@ -45,8 +46,7 @@ def _bars(
         return top + plot_h - plot_h * (min(max(v, low), high) - low) / (high - low)
 
     body: list[str] = []
-    for i in range(6):
-        value = low + (high - low) * i / 5
+    for value in ticks:
         body.append(
             f'<line x1="{left}" x2="{width - 8}" y1="{y(value):.1f}" y2="{y(value):.1f}" stroke="#e6e8eb"/>'
             f'<text x="{left - 8}" y="{y(value) + 4:.1f}" text-anchor="end" fill="#5b6270">'
@@ -239,6 +239,7 @@ def heldout_context(
                     colours,
                     low=1,
                     high=10,
+                    ticks=(1, 2, 4, 6, 8, 10),
                     tick=lambda v: f"{v:.0f}",
                     kind="assessment-dimensions",
                     title="Assessment: mean score per dimension (95% cluster CI)",
@@ -254,6 +255,7 @@ def heldout_context(
                     colours,
                     low=0,
                     high=1,
+                    ticks=(0, 0.2, 0.4, 0.6, 0.8, 1),
                     tick=lambda v: f"{v * 100:.0f}%",
                     kind="adherence-sections",
                     title="Adherence per constitution section (Wilson 95% CI)",
