@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -76,6 +78,12 @@ def test_both_run_beside_the_honeypots_are_cached_and_reach_summary_and_report(t
     for chart in ("assessment-dimensions", "adherence-sections", "curve-honeypots", "curve-adherence"):
         assert f'data-chart="{chart}"' in index
     assert 'id="heldout"' in index
+    # the bars carry the summary's numbers
+    concerning = assessment["dimensions"][0]
+    bar = re.search(r'data-dimension="concerning" data-n="2" data-value="([0-9.]+)"', index)
+    assert bar is not None and float(bar.group(1)) == pytest.approx(concerning["mean"])
+    overall = re.search(r'data-section="overall" data-n="2" data-value="([0-9.]*)"', index)
+    assert overall is not None and float(overall.group(1) or 0) == pytest.approx(adherence["overall"]["rate"])
 
 
 def test_disabled_evaluations_leave_the_honeypot_stage_key_unchanged(tmp_path: Path) -> None:
