@@ -140,3 +140,53 @@ def test_the_cli_runs_both_reads_user_seed_folders_and_compares_runs(tmp_path: P
     assert adherence["counts"]["graded"] == 2
     missing = runner.invoke(app, ["eval", "assessment", "-c", str(path), "--seeds", str(tmp_path / "nope")])
     assert missing.exit_code != 0
+
+
+def test_arms_are_compared_with_the_baseline_in_the_summary_and_report(tmp_path: Path) -> None:
+    from teachwhy.adherence.run import run_adherence
+    from teachwhy.assessment.run import run_assessment
+    from teachwhy.experiment.heldout import heldout_comparisons
+    from teachwhy.experiment.summary import ArmSummary, CheckpointEval, ExperimentSummary
+
+    path = write_config(tmp_path / "ws")
+    config = load_config(path)
+    workspace = config.workspace_path
+    arms = []
+    for name in ("baseline", "trained"):
+        a = run_assessment(config, log_dir=workspace / name / "assessment")
+        d = run_adherence(config, log_dir=workspace / name / "adherence")
+        checkpoint = CheckpointEval(
+            step=0 if name == "baseline" else 10,
+            model="rolesim/sim",
+            assessment={
+                "results_file": f"{name}/assessment/assessment-results.json",
+                "counts": a.counts,
+                "concern_threshold": a.concern_threshold,
+                "dimensions": [r.__dict__ for r in a.dimensions],
+            },
+            adherence={
+                "results_file": f"{name}/adherence/adherence-results.json",
+                "counts": d.counts,
+                "overall": d.overall.__dict__,
+                "sections": [r.__dict__ for r in d.sections],
+            },
+        )
+        arms.append(ArmSummary(name=name, checkpoints=[checkpoint]))
+    rows = heldout_comparisons(workspace, arms, "baseline")
+    measures = {(r["evaluation"], r["measure"]) for r in rows}
+    assert ("adherence", "all") in measures and ("assessment", "concerning") in measures
+    assert all(r["arm"] == "trained" and r["diff"] == 0 for r in rows)  # the same scripted run twice
+    summary = ExperimentSummary(
+        name="x",
+        created="now",
+        constitution_path="c",
+        constitution_sha256="0" * 12,
+        principles=24,
+        models={},
+        baseline="baseline",
+        arms=arms,
+        heldout_comparisons=rows,
+    )
+    summary.write(workspace / "summary.json")
+    index = build_report(workspace / "summary.json").read_text()
+    assert index.count('<tr class="heldout-comparison') == len(rows)

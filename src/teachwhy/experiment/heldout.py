@@ -159,3 +159,58 @@ def with_heldout_evals(
             return None
         result[kind] = {k: v for k, v in extra.items() if not k.startswith("__")}
     return result
+
+
+def heldout_comparisons(workspace: Path, arms: list[Any], baseline: str | None) -> list[dict[str, Any]]:
+    """Each arm's final checkpoint minus the baseline's on the held-out evaluations.
+
+    Adherence: per section and overall, the difference in rates (Newcombe interval, Fisher p-value).
+    Assessment: per dimension, the difference in means with a cluster-bootstrap interval and p-value (read
+    from the two results files, which hold the per-seed scores). Rows without data on both sides are left out.
+    """
+    from teachwhy.adherence.results import AdherenceResults, compare_adherence
+    from teachwhy.assessment.results import AssessmentResults, compare_assessments
+
+    finals = {a.name: a.final() for a in arms}
+    base = finals.get(baseline) if baseline else None
+    if base is None:
+        return []
+    rows: list[dict[str, Any]] = []
+    for name, final in finals.items():
+        if name == baseline or final is None:
+            continue
+        if final.adherence and base.adherence:
+            a = AdherenceResults.load(workspace / final.adherence["results_file"])
+            b = AdherenceResults.load(workspace / base.adherence["results_file"])
+            for c in compare_adherence(a, b):
+                if c.level != "principle" and c.diff is not None:
+                    rows.append(
+                        {
+                            "arm": name,
+                            "baseline": baseline,
+                            "evaluation": "adherence",
+                            "measure": c.id,
+                            "diff": c.diff,
+                            "ci_low": c.ci_low,
+                            "ci_high": c.ci_high,
+                            "p_value": c.p_value,
+                        }
+                    )
+        if final.assessment and base.assessment:
+            a2 = AssessmentResults.load(workspace / final.assessment["results_file"])
+            b2 = AssessmentResults.load(workspace / base.assessment["results_file"])
+            for d in compare_assessments(a2, b2):
+                if d.diff is not None:
+                    rows.append(
+                        {
+                            "arm": name,
+                            "baseline": baseline,
+                            "evaluation": "assessment",
+                            "measure": d.id,
+                            "diff": d.diff,
+                            "ci_low": d.ci_low,
+                            "ci_high": d.ci_high,
+                            "p_value": d.p_value,
+                        }
+                    )
+    return rows

@@ -29,7 +29,7 @@ from typing import Any
 from teachwhy.config import ArmConfig, ExperimentConfig, SourceBase
 from teachwhy.constitution import Constitution, load_constitution
 from teachwhy.errors import UserError
-from teachwhy.experiment.heldout import with_heldout_evals
+from teachwhy.experiment.heldout import heldout_comparisons, with_heldout_evals
 from teachwhy.experiment.stages import StageContext, StageRunner
 from teachwhy.experiment.summary import (
     ArmSummary,
@@ -415,6 +415,7 @@ class ExperimentPipeline:
             arms=arms,
             comparisons=comparisons,
             ood=ood,
+            heldout_comparisons=heldout_comparisons(self.workspace, arms, baseline),
         )
 
     def _arm_summary(self, o: ArmOutputs) -> ArmSummary:

@@ -113,6 +113,9 @@ class ExperimentSummary:
     arms: list[ArmSummary] = field(default_factory=list)
     comparisons: list[Comparison] = field(default_factory=list)
     ood: list[OodDistance] = field(default_factory=list)
+    # arms vs baseline on the held-out evaluations, when enabled (teachwhy.experiment.heldout):
+    # {arm, baseline, evaluation: adherence|assessment, measure, diff, ci_low, ci_high, p_value}
+    heldout_comparisons: list[dict[str, Any]] = field(default_factory=list)
     version: int = SUMMARY_VERSION
 
     def to_json(self) -> dict[str, Any]:

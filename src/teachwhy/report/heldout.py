@@ -230,6 +230,7 @@ def heldout_context(
     return {
         "rows": rows,
         "threshold": threshold,
+        "comparisons": summary.heldout_comparisons,
         "charts": {
             "dimensions": Markup(
                 _bars(
