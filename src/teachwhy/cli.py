@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from teachwhy import __version__
+from teachwhy.assessment import commands as assessment_commands
 from teachwhy.cli_options import (
     DEFAULT_CONFIG,
     AuditorOption,
@@ -60,6 +61,8 @@ app.command("train")(train_commands.train_command)
 bench_app.command("train")(train_commands.bench_train_command)
 eval_commands.eval_app.command("controls")(controls_cli.controls_command)
 app.add_typer(eval_commands.eval_app, name="eval")
+eval_commands.eval_app.command("assessment")(assessment_commands.assessment_command)
+eval_commands.eval_app.command("adherence")(assessment_commands.adherence_command)
 app.command("judge-check")(judge_check.judge_check_command)
 app.command("report")(report_commands.report)
 bench_app.command("embedded")(bench_embedded)

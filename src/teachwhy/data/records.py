@@ -147,6 +147,8 @@ def validate_record(record: Mapping[str, Any], *, file: str | None = None, line:
     def fail(message: str) -> None:
         raise UserError(message, file=file, key=where)
 
+    if record.get("heldout"):  # e.g. the frozen constitution-adherence situations
+        fail(f"a held-out {record['heldout']} evaluation item is never used to generate or train on")
     for key in ("id", "kind"):
         if not isinstance(record.get(key), str) or not record[key]:
             fail(f"record needs a non-empty string '{key}'" + hint)

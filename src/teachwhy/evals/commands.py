@@ -184,8 +184,15 @@ def compare_command(
     b: Annotated[Path, typer.Argument(help="Results JSON (or its folder) of run B.")],
     json_output: JsonOption = False,
 ) -> None:
-    """Per family (headline, then each category): rate A - rate B, 95% CI (Newcombe), Fisher exact p."""
+    """Per family (headline, then each category): rate A - rate B, 95% CI (Newcombe), Fisher exact p.
+
+    Two assessment results compare per dimension, two adherence results per principle and section.
+    """
+    from teachwhy.assessment.commands import compare_other
     from teachwhy.evals.results import HoneypotResults, compare_results
+
+    if compare_other(a, b):
+        return
 
     ra, rb = HoneypotResults.load(a), HoneypotResults.load(b)
     if json_output:

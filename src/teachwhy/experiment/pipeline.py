@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from teachwhy.config import ArmConfig, ExperimentConfig, ImportedSource, SourceBase
 from teachwhy.constitution import Constitution, load_constitution
 from teachwhy.errors import UserError
+from teachwhy.experiment.heldout import heldout_comparisons, with_heldout_evals
 from teachwhy.experiment.stages import StageContext, StageRunner
 from teachwhy.experiment.summary import (
     ArmSummary,
@@ -46,6 +47,7 @@ DERIVED = ("rewrite", "augment")  # sources made from another source of the same
 # a gate on an eval stage's outcome, not an input of its work: changing it does not re-run finished stages
 EVAL_GATES = {"max_failed_share", "controls"}
 SUMMARY_FILE = "summary.json"
+HELDOUT_EVALS = {"assessment", "adherence"}  # their own stages; not part of the honeypot stages' keys
 ProgressHook = Callable[[str, int, int], None]
 
 
@@ -365,7 +367,7 @@ class ExperimentPipeline:
     ) -> dict[str, Any] | None:
         judge = self.config.models.judge
         inputs = {
-            "eval": self.config.eval.model_dump(mode="json", exclude=EVAL_GATES),
+            "eval": self.config.eval.model_dump(mode="json", exclude=EVAL_GATES | HELDOUT_EVALS),
             "model": model if step == 0 else f"checkpoint-{step}",
             "judge": judge.model_dump(mode="json"),
             "max_connections": self.config.generation.max_connections,
@@ -402,7 +404,8 @@ class ExperimentPipeline:
                 "rows": [asdict(row) for row in results.rows],
             }
 
-        return self.runner.stage("eval", name, inputs, work, after=after, detail=f"target={model}")
+        result = self.runner.stage("eval", name, inputs, work, after=after, detail=f"target={model}")
+        return with_heldout_evals(self, result, name, model, step=step, after=after)
 
     def _check_failed_share(self, name: str, step: int, results: HoneypotResults, ctx: StageContext) -> None:
         """Fail the stage (so it is not cached) when too many samples errored or went unscored."""
@@ -434,7 +437,7 @@ class ExperimentPipeline:
 
     def _ood(self, arm: ArmConfig, mix: dict[str, Any] | None) -> dict[str, Any] | None:
         inputs = {
-            "eval": self.config.eval.model_dump(mode="json", exclude=EVAL_GATES),
+            "eval": self.config.eval.model_dump(mode="json", exclude=EVAL_GATES | HELDOUT_EVALS),
             "package_data": self._eval_hash,
         }
 
@@ -486,6 +489,7 @@ class ExperimentPipeline:
             comparisons=comparisons,
             ood=ood,
             controls=self._controls_result,
+            heldout_comparisons=heldout_comparisons(self.workspace, arms, baseline),
         )
 
     def _arm_summary(self, o: ArmOutputs) -> ArmSummary:

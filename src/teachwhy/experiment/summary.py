@@ -52,6 +52,11 @@ class CheckpointEval:
     log_files: list[str] = field(default_factory=list)  # Inspect logs (relative to the workspace)
     families: dict[str, RateSummary] = field(default_factory=dict)
     overall: RateSummary | None = None
+    # the held-out evaluations, when enabled (see teachwhy.experiment.heldout for their fields):
+    # assessment: {results_file, log_files, counts, concern_threshold, dimensions: [{id, mean, ci_low, ...}]}
+    # adherence: {results_file, log_files, situations_file, counts, overall, sections, principles}
+    assessment: dict[str, Any] | None = None
+    adherence: dict[str, Any] | None = None
 
 
 @dataclass
@@ -121,6 +126,9 @@ class ExperimentSummary:
     controls: dict[str, Any] | None = None  # `teachwhy eval controls` as JSON: the instrument's own check
     # stages not finished when the summary was written (other workers' arms still running, or failed)
     unfinished: list[str] = field(default_factory=list)
+    # arms vs baseline on the held-out evaluations, when enabled (teachwhy.experiment.heldout):
+    # {arm, baseline, evaluation: adherence|assessment, measure, diff, ci_low, ci_high, p_value}
+    heldout_comparisons: list[dict[str, Any]] = field(default_factory=list)
     version: int = SUMMARY_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -181,6 +189,8 @@ def checkpoint_eval(result: dict[str, Any]) -> CheckpointEval:
         log_files=list(result["log_files"]),
         families=families,
         overall=_overall(list(families.values())) if families else None,
+        assessment=result.get("assessment"),
+        adherence=result.get("adherence"),
     )
 
 

@@ -24,6 +24,7 @@ from markupsafe import Markup
 from teachwhy.config import FAMILIES
 from teachwhy.experiment.summary import ArmSummary, CheckpointEval, ExperimentSummary, RateSummary
 from teachwhy.report import charts
+from teachwhy.report.heldout import heldout_context
 from teachwhy.report.render import ci, data_value, href, pct, render
 from teachwhy.report.transcripts import CheckpointTranscripts, LogSamples, load_checkpoint
 from teachwhy.storage import atomic_write_text
@@ -210,6 +211,7 @@ def _index_context(report: Report) -> dict[str, Any]:
             "curves": Markup(charts.training_curves(curves, colours)),
         },
         "workspace": str(report.workspace),
+        "heldout": heldout_context(s, report.workspace, here, colours),
     }
 
 

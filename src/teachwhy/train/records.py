@@ -87,6 +87,8 @@ def parse_record(raw: Any, *, file: str | Path, line: int) -> TrainRecord:
 
     if not isinstance(raw, dict):
         raise fail("each line must be a JSON object")
+    if raw.get("heldout"):
+        raise fail(f"a held-out {raw['heldout']} evaluation item is never training data", "heldout")
     record_id = raw.get("id")
     if not isinstance(record_id, str | int) or isinstance(record_id, bool) or str(record_id) == "":
         raise fail("missing or empty id", "id")
