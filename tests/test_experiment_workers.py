@@ -25,6 +25,7 @@ pytestmark = pytest.mark.multiprocess
 
 TESTS = Path(__file__).parent
 ADVICE_STAGES = {
+    "controls/rule",
     "eval/step-0",
     "generate/advice.advice",
     "mix/advice",

@@ -36,7 +36,7 @@ train:
   save_steps: 2
   learning_rate: 1.0e-3{report_to}
 eval: {{families: [blackmail], split: heldout, limit: 1, max_turns: 2, max_tokens: 12, policy: rule,
-  checkpoints: last}}
+  checkpoints: last, max_failed_share: 1.0}}
 arms:
   - name: baseline
   - name: mine
