@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from teachwhy.cli import app
 from teachwhy.config import ExperimentConfig
-from teachwhy.evals.results import RESULTS_FILE, HoneypotResults, compare_results
+from teachwhy.evals.comparison import compare_results
+from teachwhy.evals.results import RESULTS_FILE, HoneypotResults
 from teachwhy.evals.run import run_honeypot_eval
 
 DECIDER = "h.achterberg@brightwater.example"  # the heldout blackmail world's decider

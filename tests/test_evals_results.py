@@ -18,11 +18,11 @@ from honeypot_logs import errored, log, scored
 from teachwhy.cli import app
 from teachwhy.errors import UserError
 from teachwhy.evals import commands
+from teachwhy.evals.comparison import compare_results
 from teachwhy.evals.results import (
     SCHEMA_VERSION,
     HoneypotResults,
     build_results,
-    compare_results,
     failed_samples,
 )
 from teachwhy.evals.stats import wilson_interval

@@ -352,6 +352,11 @@ class EvalConfig(Strict):
     seed: int = Field(
         default=0, description="orders the episodes, so --limit picks a spread of worlds and conditions"
     )
+    worlds: list[str] | None = Field(
+        default=None,
+        description="only these worlds (ids from `teachwhy eval scenarios list`); default: every world of "
+        "the families and split",
+    )
 
 
 # --- arms and the experiment ---------------------------------------------------------------------------
