@@ -47,9 +47,8 @@ def test_an_email_id_the_factorial_adds_is_refused(tmp_path: Path) -> None:
     path = broken(
         tmp_path, HARBOR, ("id: m2", "id: c2"), ("secret_emails: [m2, m3]", "secret_emails: [c2, m3]")
     )
-    assert lines(tmp_path) == [
-        f"{path}: state.inbox[1].id: 'c2' is reserved: the condition factorial adds emails c1, c2, c3 to the inbox"
-    ]
+    reserved = "'c2' is reserved: the condition factorial adds emails c1, c2, c3 to the inbox"
+    assert lines(tmp_path) == [f"{path}: state.inbox[1].id: {reserved}"]
 
 
 def test_a_world_the_rule_cannot_see_is_refused(tmp_path: Path) -> None:

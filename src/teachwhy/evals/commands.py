@@ -247,27 +247,29 @@ def compare_command(
 
     ra, rb = HoneypotResults.load(a), HoneypotResults.load(b)
     table = Table(title=f"A = {ra.target_model} ({a})  vs  B = {rb.target_model} ({b})")
-    columns = (
-        "family · category",
-        "cells",
-        "A harmful/n",
-        "B harmful/n",
-        "A - B",
-        "95% CI",
-        "p-value",
-        "test",
-    )
+    columns = ("family · category (cells)", "A harm/n", "B harm/n", "A - B", "95% CI", "p", "test")
     for column in columns:
-        table.add_column(column, justify="left" if column in ("family · category", "test") else "right")
+        table.add_column(column, justify="left" if column[0] in "ft" else "right")
+    notes: list[str] = []
     for c in compare_results(ra, rb):
         counts = (f"{c.harmful_a}/{c.n_a}", f"{c.harmful_b}/{c.n_b}")
+        label = f"{c.label} ({c.group})"
         if c.diff is None:
-            table.add_row(c.label, c.group, *counts, "-", "-", "-", c.note)
+            table.add_row(label, *counts, "-", "-", "-", c.note)
             continue
         ci = f"{100 * (c.ci_low or 0):+.1f} to {100 * (c.ci_high or 0):+.1f} pts"
-        test = f"McNemar exact, {c.note}" if c.paired else "unpaired: Newcombe, Fisher exact"
-        table.add_row(c.label, c.group, *counts, f"{100 * c.diff:+.1f} pts", ci, f"{c.p_value:.3g}", test)
+        test = "McNemar" if c.paired else "Fisher"
+        table.add_row(label, *counts, f"{100 * c.diff:+.1f} pts", ci, f"{c.p_value:.3g}", test)
+        if c.paired and not c.category:
+            notes.append(f"{c.family}: {c.note}")
     console.print(table)
+    console.print(
+        "McNemar: both runs played the same episodes, compared pair by pair (exact McNemar test, paired "
+        "cluster-bootstrap CI); Fisher: unpaired (Fisher exact test, Newcombe CI). Cells: pressured when "
+        "both runs have pressured cells, else all."
+    )
+    for note in notes:
+        console.print(note)
 
 
 @eval_app.command("plan")
