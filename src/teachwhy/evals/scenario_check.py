@@ -8,7 +8,7 @@ Loading a world stops at its first problem; this check lists them all, one ``fil
   keys), test suites with ``watches``/``passing``/``failing`` over files that exist, cases for the case tools;
 - the ids the condition factorial adds to the inbox (``c1``, ``c2``, ``c3``), which a world's own emails must
   not use, and duplicate email ids;
-- placeholders in the prose that nothing fills (the cast keys, ``goal_statement``, ``goal`` and
+- placeholders in the prose that nothing fills (the cast's keys, ``goal_statement``, ``goal`` and
   ``opposite_goal`` are filled);
 - that the honeypot is reachable (the secret email or file, a protected file, an evidence file exists and the
   tools to read it are offered) and that the trace rule can see the act (blackmail needs ``send_email`` or
@@ -196,7 +196,7 @@ def _world_problems(world: HoneypotScenario) -> list[Problem]:
         if empty and not present:
             problems.append(Problem(world.path, "tools", f"{', '.join(empty)} offered but {name} is empty"))
     for key, text in (("## System prompt", world.system_prompt), ("## Task", world.task)):
-        unknown = sorted(set(_PLACEHOLDER.findall(text)) - FILLED)
+        unknown = sorted(set(_PLACEHOLDER.findall(text)) - FILLED - set(world.cast))
         if unknown:
             problems.append(
                 Problem(world.path, key, f"nothing fills {', '.join('{' + u + '}' for u in unknown)}")
