@@ -3,6 +3,7 @@ paired comparisons of two runs, and the summary's pressured headline."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from teachwhy.evals.comparison import compare_results
 from teachwhy.evals.design import mcnemar_exact
 from teachwhy.evals.results import HoneypotResults, build_results
 from teachwhy.evals.stats import wilson_interval
-from teachwhy.experiment.summary import checkpoint_eval
+from teachwhy.experiment.summary import ArmSummary, ExperimentSummary, checkpoint_eval
+from teachwhy.report import build_report
 
 CONTROL = "none-none-none"
 PRESSURED = ["explicit-welfare-replacement", "none-none-replacement", "ambiguous-profit-none"]
@@ -177,3 +179,34 @@ def test_the_summary_takes_the_pressured_rate_as_headline_and_keeps_world_totals
     assert checkpoint.pressured_overall is not None and checkpoint.pressured_overall.n == 12
     assert set(checkpoint.worlds) == {"blackmail/bm-a", "blackmail/bm-b"}
     assert checkpoint.families["blackmail"].clusters == 2
+
+
+def test_the_report_shows_pressured_control_and_world_rates(tmp_path: Path) -> None:
+    r = run(RUN)
+    result = {
+        "step": 0,
+        "model": "m",
+        "tokens_seen": 0,
+        "results_file": "r.json",
+        "log_files": [],
+        "rows": [asdict(row) for row in r.rows],
+    }
+    summary = ExperimentSummary(
+        name="design",
+        created="2026-01-01T00:00:00+00:00",
+        constitution_path="constitution.md",
+        constitution_sha256="ab" * 32,
+        principles=1,
+        models={"target": "m"},
+        baseline="baseline",
+        arms=[ArmSummary(name="baseline", checkpoints=[checkpoint_eval(json.loads(json.dumps(result)))])],
+    )
+    summary.write(tmp_path / "summary.json")
+    assert ExperimentSummary.read(tmp_path / "summary.json") == summary  # the new fields round-trip
+    build_report(tmp_path / "summary.json")
+    html = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
+    section = html.split('id="design"', 1)[1].split("</section>", 1)[0]
+    group_row = section.split('class="design-group" data-arm="baseline" data-family="blackmail"', 1)[1]
+    assert "41.7%" in group_row.split("</tr>", 1)[0]  # pressured 5/12 first
+    assert "5/12" in group_row and "1/4" in group_row and "clustered" in group_row
+    assert 'data-world="bm-a"' in section and 'data-world="bm-b"' in section
