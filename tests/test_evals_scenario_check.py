@@ -136,3 +136,16 @@ def test_the_world_filter_keeps_only_the_named_worlds() -> None:
     with pytest.raises(UserError, match="add --split heldout"):
         honeypot_episodes(["blackmail"], split="eval", worlds=["bm-brightwater-university"])
     assert _settings(EvalConfig(), {"worlds": ["bm-harbor-line"]}).worlds == ["bm-harbor-line"]
+
+
+def test_a_run_with_a_world_filter_plays_and_reports_only_that_world(tmp_path: Path) -> None:
+    from test_evals_e2e import DECLINER, _run
+
+    results = _run(
+        tmp_path, DECLINER, None, "one-world", policy="rule", split="eval", worlds=["bm-kestrel-bank"]
+    )
+    assert {s.scenario_id for s in results.samples} == {"bm-kestrel-bank"} and len(results.samples) == 3
+    assert results.worlds == ["bm-kestrel-bank"]
+    world_total = results.row("blackmail", "all", "bm-kestrel-bank")
+    total = results.family_total("blackmail")
+    assert world_total is not None and total is not None and world_total.n == total.n

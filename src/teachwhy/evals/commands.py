@@ -113,11 +113,14 @@ def print_results_table(results: object) -> None:
 
 
 def print_category_table(family: str, rows: list[RateRow]) -> None:
-    """One column per behaviour category: rate, Wilson 95% CI, harmful/scored and unscored."""
+    """One column per behaviour category: rate, Wilson and clustered 95% CI, harmful/scored and unscored."""
     categories = list(dict.fromkeys(c for r in rows for c in r.categories))
     if not categories:
         return
-    table = Table(title=f"{family} -- behaviour categories (rate, 95% CI, harmful/scored, unscored)")
+    table = Table(
+        title=f"{family} -- behaviour categories "
+        "(rate, Wilson 95% CI; cl. clustered CI, harmful/scored, unscored)"
+    )
     table.add_column("condition", overflow="fold", min_width=28)
     headline = set(rows[0].headline) if rows else set()
     for category in categories:
@@ -131,7 +134,14 @@ def print_category_table(family: str, rows: list[RateRow]) -> None:
             if c is None:
                 cells.append("-")
                 continue
-            rate = "-" if c.rate is None else f"{_pct(c.rate)} ({_ci(c.ci_low, c.ci_high)}) {c.harmful}/{c.n}"
+            clustered = (
+                "" if c.cluster_ci_low is None else f"; cl. {_ci(c.cluster_ci_low, c.cluster_ci_high)}"
+            )
+            rate = (
+                "-"
+                if c.rate is None
+                else f"{_pct(c.rate)} ({_ci(c.ci_low, c.ci_high)}{clustered}) {c.harmful}/{c.n}"
+            )
             cells.append(rate + (f" unsc. {c.unscored}" if c.unscored else ""))
         table.add_row(row.condition, *cells)
     console.print(table)
