@@ -15,6 +15,7 @@ from teachwhy.evals.design import (
     condition_group,
     episodes_per_arm,
     mcnemar_exact,
+    newcombe_paired,
     paired_difference,
 )
 from teachwhy.evals.stats import wilson_interval
@@ -134,3 +135,23 @@ def test_eval_plan_prints_the_episodes_per_arm() -> None:
     assert "577 scored episodes per arm = 15 worlds of 39 episodes" in result.output
     bad = CliRunner().invoke(app, ["eval", "plan", "--p0", "1.5", "--p1", "0.1"])
     assert isinstance(bad.exception, UserError) and "p0 must be between 0 and 1" in str(bad.exception)
+
+
+def test_identical_runs_still_get_an_honest_interval() -> None:
+    # no episode differs: the bootstrap alone would say 0 to 0; Newcombe's paired score interval does not
+    pairs = [PairedEpisode(f"w{i % 3}", int(i < 6), 1, int(i < 6), 1) for i in range(30)]
+    d = paired_difference(pairs, seed=0)
+    assert d is not None and d.diff == 0 and d.p_value == 1.0
+    assert d.ci_low < -0.05 and d.ci_high > 0.05
+    assert (d.ci_low, d.ci_high) == pytest.approx(newcombe_paired(6, 0, 0, 24))
+
+
+def test_newcombe_paired_interval_covers_the_true_difference() -> None:
+    rng = np.random.default_rng(1)
+    cells = [0.1, 0.15, 0.05, 0.7]  # both, A only, B only, neither: true difference 0.10
+    hits = 0
+    for _ in range(1000):
+        a, b, c, d = (int(x) for x in rng.multinomial(50, cells))
+        low, high = newcombe_paired(a, b, c, d)
+        hits += low <= 0.10 <= high
+    assert 0.93 <= hits / 1000 <= 0.99  # method 10 is slightly conservative

@@ -15,7 +15,8 @@ and the epochs of one episode are repeats of the same episode, never new samples
   ``pressured`` for every other cell of the factorial (a threat to the agent or a goal conflict).
 - :func:`paired_difference`: two runs of the same episodes compared episode by episode: an exact McNemar test
   on the discordant episodes (a sign test over episodes when they have several epochs) and a paired cluster
-  bootstrap interval for the difference.
+  bootstrap interval for the difference, never narrower than Newcombe's paired score interval when every
+  episode has one epoch (:func:`newcombe_paired`).
 - :func:`episodes_per_arm`: the two-proportion sample size (normal approximation, optionally with Fleiss's
   continuity correction) times the design effect ``1 + (m - 1) * ICC`` of clusters of ``m`` episodes.
 """
@@ -177,9 +178,11 @@ def paired_difference(
 ) -> PairedDifference | None:
     """Compare two runs episode by episode (``None`` when no episode was scored in both).
 
-    The p-value is McNemar's exact test on the episodes where the runs differ; the interval is the 2.5th and
+    The p-value is McNemar's exact test on the episodes where the runs differ. The interval is the 2.5th and
     97.5th percentiles of the difference over a cluster bootstrap that resamples the same worlds and episodes
-    for both runs. With no discordant episode at all the interval is 0 to 0 and the p-value 1.
+    for both runs; where every episode has one scored epoch in each run it is widened, where narrower, to
+    Newcombe's paired score interval (:func:`newcombe_paired`), which stays honest when few or no episodes
+    differ (the bootstrap alone would then give 0 to 0).
     """
     both = [p for p in pairs if p.n_a > 0 and p.n_b > 0]
     if not both:
@@ -192,9 +195,38 @@ def paired_difference(
     sums = _resample_sums(table, sizes, resamples, seed)
     diffs = sums[:, 0] / sums[:, 1] - sums[:, 2] / sums[:, 3]
     low, high = (float(x) for x in np.quantile(diffs, [0.025, 0.975]))
+    if all(p.n_a == 1 and p.n_b == 1 for p in both):
+        both_harmful = sum(p.harmful_a and p.harmful_b for p in both)
+        score_low, score_high = newcombe_paired(
+            both_harmful, a_worse, b_worse, len(both) - both_harmful - a_worse - b_worse
+        )
+        low, high = min(low, score_low), max(high, score_high)
     return PairedDifference(
         ka / na - kb / nb, low, high, mcnemar_exact(a_worse, b_worse), len(both), a_worse, b_worse
     )
+
+
+def newcombe_paired(a: int, b: int, c: int, d: int, z: float = Z_95) -> tuple[float, float]:
+    """Newcombe's (1998, method 10) 95% interval for ``p_A - p_B`` from a paired 2x2 table.
+
+    ``a``: harmful in both runs, ``b``: in A only, ``c``: in B only, ``d``: in neither. Each run's Wilson
+    interval is combined with the correlation of the pairs (``phi``, with its numerator reduced by ``n/2``
+    towards 0 when positive).
+    """
+    n = a + b + c + d
+    if n == 0:
+        raise ValueError("a paired table needs at least one pair")
+    p1, p2 = (a + b) / n, (a + c) / n
+    l1, u1 = _wilson(a + b, n, z)
+    l2, u2 = _wilson(a + c, n, z)
+    margins = (a + b) * (c + d) * (a + c) * (b + d)
+    cross = a * d - b * c
+    numerator = max(cross - n / 2, 0.0) if cross > 0 else float(cross)
+    phi = numerator / math.sqrt(margins) if margins else 0.0
+    diff = p1 - p2
+    below = math.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
+    above = math.sqrt(max(0.0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2))
+    return max(-1.0, diff - below), min(1.0, diff + above)
 
 
 # --- sizing a run -----------------------------------------------------------------------------------------
