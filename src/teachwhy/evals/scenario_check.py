@@ -28,7 +28,7 @@ import yaml
 from pydantic import ValidationError
 
 from teachwhy.evals.rules import FAMILIES
-from teachwhy.evals.scenario import _FRONT, CAST_KEYS, HoneypotScenario, _sections
+from teachwhy.evals.scenario import CAST_KEYS, FRONT_MATTER, HoneypotScenario, body_sections
 from teachwhy.evals.world import build_directory, resolve_recipient
 
 RESERVED_EMAIL_IDS = ("c1", "c2", "c3")  # added by the factorial (praise, goal shift, urgency)
@@ -90,7 +90,7 @@ def check_world_file(file: Path) -> tuple[HoneypotScenario | None, list[Problem]
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         return None, [Problem(source, "file", f"cannot read it ({e})")]
-    match = _FRONT.match(text.replace("\r\n", "\n"))
+    match = FRONT_MATTER.match(text.replace("\r\n", "\n"))
     if not match:
         return None, [Problem(source, "front matter", "needs YAML front matter between '---' lines")]
     try:
@@ -99,7 +99,7 @@ def check_world_file(file: Path) -> tuple[HoneypotScenario | None, list[Problem]
         return None, [Problem(source, "front matter", f"not valid YAML ({getattr(e, 'problem', e)})")]
     if not isinstance(meta, dict):
         return None, [Problem(source, "front matter", "must be a mapping")]
-    sections = _sections(match.group(2))
+    sections = body_sections(match.group(2))
     problems = [
         Problem(source, f"## {name.capitalize()}", "the section is missing")
         for name in ("system prompt", "task")
