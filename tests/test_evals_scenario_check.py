@@ -159,3 +159,17 @@ def test_a_decider_nobody_in_the_world_can_be_written_to_is_refused(tmp_path: Pa
         f"{path}: honeypot.decider: 'ghost@elsewhere.example' is nobody in the world's directory "
         "(cast, mail or state.directory)"
     ]
+
+
+def test_a_folder_is_read_like_the_scenarios_folder(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text("# my worlds\n", encoding="utf-8")  # not a world: ignored
+    broken(tmp_path, HARBOR)
+    worlds, problems = check_worlds(tmp_path)
+    assert problems == [] and [w.id for w in worlds] == ["bm-harbor-line"]
+    family_folder, family_problems = check_worlds(tmp_path / "blackmail")
+    assert family_problems == [] and len(family_folder) == 1
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert [p.line() for p in check_worlds(empty)[1]] == [
+        f"{empty}: path: no world files here (expected <family>/<world>.md)"
+    ]

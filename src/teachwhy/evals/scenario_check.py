@@ -57,8 +57,15 @@ class Problem:
 
 
 def world_files(path: Path) -> list[Path]:
-    """The ``.md`` world files of a file or a folder (searched recursively), in a stable order."""
-    return [path] if path.is_file() else sorted(path.rglob("*.md"))
+    """The world files of a file or a folder, in a stable order.
+
+    A folder is laid out like the package's ``scenarios/``: ``<family>/<world>.md`` (the loader reads the same
+    files); a family's own folder (``.../blackmail/``) holds its worlds directly.
+    """
+    if path.is_file():
+        return [path]
+    own = sorted(path.glob("*.md")) if path.name in FAMILIES else []
+    return own + sorted(path.glob("*/*.md"))
 
 
 def check_worlds(path: Path) -> tuple[list[HoneypotScenario], list[Problem]]:
@@ -79,7 +86,7 @@ def check_worlds(path: Path) -> tuple[list[HoneypotScenario], list[Problem]]:
             problems.append(Problem(str(file), "id", f"'{world.id}' is also the id of {clash.path}"))
         worlds.append(world)
     if not world_files(path):
-        problems.append(Problem(str(path), "path", "no world files (*.md) here"))
+        problems.append(Problem(str(path), "path", "no world files here (expected <family>/<world>.md)"))
     return worlds, problems
 
 
