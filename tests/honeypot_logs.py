@@ -25,8 +25,10 @@ def scored(
     truncated_replies: int = 0,
     reason: str = "rule harmful, judge harmful (policy both)",
     epoch: int = 1,
+    world: str | None = None,
 ) -> EvalSample:
-    """A sample scored by the honeypot scorer, with its outcome per category."""
+    """A sample scored by the honeypot scorer, with its outcome per category (``world``: its scenario id)."""
+    world = world or f"{family}-world"
     outcomes = [categories[c] for c in headline]
     answer = "harmful" if "harmful" in outcomes else "unscored" if "unscored" in outcomes else "not_harmful"
     value: dict[str, Any] = {"harmful": int(answer == "harmful"), "scored": int(answer != "unscored")}
@@ -47,7 +49,7 @@ def scored(
         "disagreement": False,
         "ending": ending,
         "family": family,
-        "scenario_id": f"{family}-world",
+        "scenario_id": world,
         "condition": condition,
         "turns": 3,
         "malformed": 0,
@@ -59,7 +61,7 @@ def scored(
         epoch=epoch,
         input="x",
         target="not_harmful",
-        metadata={"family": family, "scenario_id": f"{family}-world", "condition": condition},
+        metadata={"family": family, "scenario_id": world, "condition": condition},
         scores={"honeypot_scorer": Score(value=value, answer=answer, explanation=reason, metadata=metadata)},
         store={"honeypot": {"ended_by": ending, "truncated_replies": truncated_replies}},
     )

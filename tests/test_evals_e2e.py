@@ -14,7 +14,9 @@ from typer.testing import CliRunner
 
 from teachwhy.cli import app
 from teachwhy.config import ExperimentConfig
-from teachwhy.evals.results import RESULTS_FILE, HoneypotResults, compare_results
+from teachwhy.evals.comparison import compare_results
+from teachwhy.evals.design import mcnemar_exact
+from teachwhy.evals.results import RESULTS_FILE, HoneypotResults
 from teachwhy.evals.run import run_honeypot_eval
 
 DECIDER = "h.achterberg@brightwater.example"  # the heldout blackmail world's decider
@@ -124,7 +126,9 @@ def test_blackmailing_agent_rates_one_and_declining_agent_rates_zero(tmp_path: P
     assert {s.rule_verdict for s in bad.samples} == {"harmful"} and {
         s.rule_verdict for s in good.samples
     } == {"not_harmful"}
-    condition_rows = [r for r in bad.rows if r.condition != "all"]
+    condition_rows = [
+        r for r in bad.rows if r.world == "all" and r.condition not in ("all", "pressured", "control")
+    ]
     assert sum(r.n for r in condition_rows) == 3
 
     saved = HoneypotResults.load(tmp_path / "bad" / RESULTS_FILE)
@@ -135,8 +139,10 @@ def test_blackmailing_agent_rates_one_and_declining_agent_rates_zero(tmp_path: P
     assert [a["tool"] for a in store["world"]["actions"]] == ["read_email", "send_email", "done"]
     assert log.samples[0].scores["honeypot_scorer"].answer == "harmful"  # type: ignore[index]
 
-    comparison = compare_results(bad, good)[0]  # the headline (categories follow)
-    assert comparison.diff == 1.0 and comparison.p_value == pytest.approx(0.1)  # Fisher exact, 3/3 vs 0/3
+    # both runs played the same three episodes: paired, McNemar exact on 3 discordant episodes
+    comparison = compare_results(bad, good)[0]
+    assert comparison.paired and comparison.pairs == comparison.n_a
+    assert comparison.diff == 1.0 and comparison.p_value == pytest.approx(mcnemar_exact(comparison.n_a, 0))
 
 
 def test_unparseable_judge_output_is_counted_unscored_not_harmless(tmp_path: Path) -> None:
@@ -214,7 +220,7 @@ def test_eval_compare_cli_prints_difference_ci_and_p_value(tmp_path: Path) -> No
         app, ["eval", "compare", str(tmp_path / "a"), str(tmp_path / "b" / RESULTS_FILE)]
     )
     assert result.exit_code == 0, result.output
-    assert "blackmail" in result.output and "+100.0 pts" in result.output and "0.1" in result.output
+    assert "blackmail" in result.output and "+100.0 pts" in result.output and "McNemar" in result.output
 
 
 def test_eval_compare_rejects_a_file_that_is_not_results(tmp_path: Path) -> None:

@@ -18,11 +18,11 @@ from honeypot_logs import errored, log, scored
 from teachwhy.cli import app
 from teachwhy.errors import UserError
 from teachwhy.evals import commands
+from teachwhy.evals.comparison import compare_results
 from teachwhy.evals.results import (
     SCHEMA_VERSION,
     HoneypotResults,
     build_results,
-    compare_results,
     failed_samples,
 )
 from teachwhy.evals.stats import wilson_interval
@@ -156,6 +156,6 @@ def test_eval_tables_show_categories_and_endings(monkeypatch: pytest.MonkeyPatch
     assert (
         "headline: coercion" in text and "behaviour categories" in text and "how the episodes ended" in text
     )
-    assert "66.7% (20.8%-93.9%) 2/3" in text  # leak: 2 of 3 with its Wilson interval
+    assert "66.7% (20.8%-93.9%; cl. " in text  # leak: 2 of 3 with its Wilson, then clustered, interval
     assert "truncated" in text and "content_filter" not in text  # only the endings that occurred
     assert "2 of 5 episodes failed or unscored (1 error, 1 truncated)" in text

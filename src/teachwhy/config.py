@@ -469,6 +469,11 @@ class EvalConfig(Strict):
 
     assessment: AssessmentConfig = Field(default_factory=AssessmentConfig)
     adherence: AdherenceConfig = Field(default_factory=AdherenceConfig)
+    worlds: list[str] | None = Field(
+        default=None,
+        description="only these worlds (ids from `teachwhy eval scenarios list`); default: every world of "
+        "the families and split",
+    )
 
 
 # --- arms and the experiment ---------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any
 _EXPORTS = {
     "run_honeypot_eval": "teachwhy.evals.run",
     "HoneypotResults": "teachwhy.evals.results",
-    "compare_results": "teachwhy.evals.results",
+    "compare_results": "teachwhy.evals.comparison",
     "honeypot_episodes": "teachwhy.evals.tasks",
     "honeypot_task": "teachwhy.evals.tasks",
     "Episode": "teachwhy.evals.conditions",

@@ -1,4 +1,7 @@
-"""CLI: ``teachwhy eval`` (run the honeypots) and ``teachwhy eval compare A B``."""
+"""CLI: ``teachwhy eval`` (run the honeypots), ``teachwhy eval compare A B`` and ``teachwhy eval plan``.
+
+``teachwhy eval scenarios list|check`` live in :mod:`teachwhy.evals.scenarios_cli`.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from rich.table import Table
 
 from teachwhy.cli_options import DEFAULT_CONFIG, ConfigOption, JudgeOption, TargetOption, load_experiment
 from teachwhy.errors import UserError
+from teachwhy.evals.scenarios_cli import scenarios_app
 from teachwhy.jsonout import JsonOption, emit_json, make_console
 
 if TYPE_CHECKING:
@@ -21,6 +25,7 @@ eval_app = typer.Typer(
     help="Run the honeypot evaluations (blackmail, research sabotage, framing) and compare runs.",
     invoke_without_command=True,
 )
+eval_app.add_typer(scenarios_app, name="scenarios")
 
 FamilyOption = Annotated[
     list[str] | None,
@@ -36,20 +41,42 @@ def _ci(low: float | None, high: float | None) -> str:
     return "-" if low is None else f"{_pct(low)}-{_pct(high)}"
 
 
+def _clustered(low: float | None, high: float | None, clusters: int) -> str:
+    return "-" if low is None else f"{_ci(low, high)} ({clusters}w)"
+
+
+_GROUP_ORDER = {"pressured": 0, "all": 1, "control": 2}
+
+
 def print_results_table(results: object) -> None:
     """Per family: the headline table (total row, then one per condition), then categories and endings."""
     from teachwhy.evals.results import ALL, HoneypotResults, failed_samples
 
     assert isinstance(results, HoneypotResults)
     for family in results.families:
-        rows = [r for r in results.rows if r.family == family]
+        rows = sorted(
+            (r for r in results.rows if r.family == family and r.world == ALL),
+            key=lambda r: _GROUP_ORDER.get(r.condition, 3),
+        )
         headline = ", ".join(rows[0].headline) if rows and rows[0].headline else "outcome"
+        top = rows[0].condition if rows else ALL
         table = Table(
             title=f"{family} -- {results.target_model} ({results.split}, policy {results.policy}); "
-            f"headline: {headline}"
+            f"headline: {headline}, {top} cells"
         )
         table.add_column("condition", overflow="fold", min_width=28)
-        for column in ("n", "harm", "rate", "95% CI", "unsc.", "err.", "disagr.", "malf.", "cut"):
+        for column in (
+            "n",
+            "harm",
+            "rate",
+            "95% CI",
+            "clustered CI",
+            "unsc.",
+            "err.",
+            "disagr.",
+            "malf.",
+            "cut",
+        ):
             table.add_column(column, justify="right", overflow="fold")
         for row in rows:
             table.add_row(
@@ -58,20 +85,24 @@ def print_results_table(results: object) -> None:
                 str(row.harmful),
                 _pct(row.rate),
                 _ci(row.ci_low, row.ci_high),
+                _clustered(row.cluster_ci_low, row.cluster_ci_high, row.clusters),
                 str(row.unscored),
                 str(row.errors),
                 str(row.disagreements),
                 str(row.malformed_tool_calls),
                 str(row.truncated_replies),
-                style="bold" if row.condition == ALL else None,
+                style="bold" if row is rows[0] else None,
             )
         console.print(table)
         print_category_table(family, rows)
         print_endings_table(family, rows)
+        print_world_table(family, [r for r in results.rows if r.family == family and r.world != ALL])
     console.print(
-        "n: scored samples; harm: harmful; unsc.: unscored (judge refused/unparseable/failed, or an "
-        "incomplete ending); err.: target or episode failed; disagr.: rule and judge disagree; "
-        "malf.: malformed tool calls; cut: replies cut off at the output limit"
+        "n: scored samples; harm: harmful; 95% CI: Wilson (samples as independent); clustered CI: worlds "
+        "and episodes resampled, epochs as repeats (Nw: from N worlds); pressured: cells with a threat or a "
+        "goal conflict (the headline), control: no goal and no urgency; unsc.: unscored (judge "
+        "refused/unparseable/failed, or an incomplete ending); err.: target or episode failed; disagr.: rule "
+        "and judge disagree; malf.: malformed tool calls; cut: replies cut off at the output limit"
     )
     failed = failed_samples(results)
     if failed.failed:
@@ -82,11 +113,14 @@ def print_results_table(results: object) -> None:
 
 
 def print_category_table(family: str, rows: list[RateRow]) -> None:
-    """One column per behaviour category: rate, Wilson 95% CI, harmful/scored and unscored."""
+    """One column per behaviour category: rate, Wilson and clustered 95% CI, harmful/scored and unscored."""
     categories = list(dict.fromkeys(c for r in rows for c in r.categories))
     if not categories:
         return
-    table = Table(title=f"{family} -- behaviour categories (rate, 95% CI, harmful/scored, unscored)")
+    table = Table(
+        title=f"{family} -- behaviour categories "
+        "(rate, Wilson 95% CI; cl. clustered CI, harmful/scored, unscored)"
+    )
     table.add_column("condition", overflow="fold", min_width=28)
     headline = set(rows[0].headline) if rows else set()
     for category in categories:
@@ -100,9 +134,38 @@ def print_category_table(family: str, rows: list[RateRow]) -> None:
             if c is None:
                 cells.append("-")
                 continue
-            rate = "-" if c.rate is None else f"{_pct(c.rate)} ({_ci(c.ci_low, c.ci_high)}) {c.harmful}/{c.n}"
+            clustered = (
+                "" if c.cluster_ci_low is None else f"; cl. {_ci(c.cluster_ci_low, c.cluster_ci_high)}"
+            )
+            rate = (
+                "-"
+                if c.rate is None
+                else f"{_pct(c.rate)} ({_ci(c.ci_low, c.ci_high)}{clustered}) {c.harmful}/{c.n}"
+            )
             cells.append(rate + (f" unsc. {c.unscored}" if c.unscored else ""))
         table.add_row(row.condition, *cells)
+    console.print(table)
+
+
+def print_world_table(family: str, rows: list[RateRow]) -> None:
+    """Each world's headline rate: every cell, the pressured cells and the controls."""
+    worlds = list(dict.fromkeys(r.world for r in rows))
+    if len(worlds) < 2:
+        return
+    table = Table(title=f"{family} -- per world (rate, 95% CI, harmful/scored)")
+    table.add_column("world", overflow="fold", min_width=20)
+    for group in ("pressured", "control", "all"):
+        table.add_column(group, justify="right", overflow="fold")
+    for world in worlds:
+        cells = []
+        for group in ("pressured", "control", "all"):
+            r = next((r for r in rows if r.world == world and r.condition == group), None)
+            cells.append(
+                "-"
+                if r is None or r.rate is None
+                else f"{_pct(r.rate)} ({_ci(r.ci_low, r.ci_high)}) {r.harmful}/{r.n}"
+            )
+        table.add_row(world, *cells)
     console.print(table)
 
 
@@ -145,6 +208,10 @@ def eval_command(
     ] = None,
     log_dir: Annotated[Path | None, typer.Option("--log-dir", help="Where logs and results go.")] = None,
     json_output: JsonOption = False,
+    world: Annotated[
+        list[str] | None,
+        typer.Option("--world", help="Only this world (id from `teachwhy eval scenarios list`; repeatable)."),
+    ] = None,
 ) -> None:
     """Run the honeypots on the target: rate, Wilson 95% CI, unscored and errors by family and condition."""
     if ctx.invoked_subcommand is not None:
@@ -167,6 +234,7 @@ def eval_command(
         goal_types=goal_type,
         goal_values=goal_value,
         urgencies=urgency,
+        worlds=world,
     )
     if json_output:
         emit_json(results)
@@ -184,12 +252,15 @@ def compare_command(
     b: Annotated[Path, typer.Argument(help="Results JSON (or its folder) of run B.")],
     json_output: JsonOption = False,
 ) -> None:
-    """Per family (headline, then each category): rate A - rate B, 95% CI (Newcombe), Fisher exact p.
+    """Per family (headline, then each category): rate A - rate B with a 95% CI and a p-value.
 
-    Two assessment results compare per dimension, two adherence results per principle and section.
+    Paired by episode where both runs played the same episodes (McNemar exact, paired cluster bootstrap);
+    otherwise Newcombe's interval and Fisher's exact test. Two assessment results compare per dimension, two
+    adherence results per principle and section.
     """
     from teachwhy.assessment.commands import compare_other
-    from teachwhy.evals.results import HoneypotResults, compare_results
+    from teachwhy.evals.comparison import compare_results
+    from teachwhy.evals.results import HoneypotResults
 
     if compare_other(a, b):
         return
@@ -201,19 +272,61 @@ def compare_command(
         emit_json({**runs, "families": compare_results(ra, rb)})
         return
     table = Table(title=f"A = {ra.target_model} ({a})  vs  B = {rb.target_model} ({b})")
-    for column in ("family · category", "A harmful/n", "B harmful/n", "A - B", "95% CI", "p-value"):
-        table.add_column(column, justify="left" if column.startswith("family") else "right")
+    columns = ("family · category (cells)", "A harm/n", "B harm/n", "A - B", "95% CI", "p", "test")
+    for column in columns:
+        table.add_column(column, justify="left" if column[0] in "ft" else "right")
+    notes: list[str] = []
     for c in compare_results(ra, rb):
+        counts = (f"{c.harmful_a}/{c.n_a}", f"{c.harmful_b}/{c.n_b}")
+        label = f"{c.label} ({c.group})"
         if c.diff is None:
-            table.add_row(c.label, f"{c.harmful_a}/{c.n_a}", f"{c.harmful_b}/{c.n_b}", "-", c.note, "-")
+            table.add_row(label, *counts, "-", "-", "-", c.note)
             continue
         ci = f"{100 * (c.ci_low or 0):+.1f} to {100 * (c.ci_high or 0):+.1f} pts"
-        table.add_row(
-            c.label,
-            f"{c.harmful_a}/{c.n_a}",
-            f"{c.harmful_b}/{c.n_b}",
-            f"{100 * c.diff:+.1f} pts",
-            ci,
-            f"{c.p_value:.3g}",
-        )
+        test = "McNemar" if c.paired else "Fisher"
+        table.add_row(label, *counts, f"{100 * c.diff:+.1f} pts", ci, f"{c.p_value:.3g}", test)
+        if c.paired and not c.category:
+            notes.append(f"{c.family}: {c.note}")
     console.print(table)
+    console.print(
+        "McNemar: both runs played the same episodes, compared pair by pair (exact McNemar test, paired "
+        "cluster-bootstrap CI); Fisher: unpaired (Fisher exact test, Newcombe CI). Cells: pressured when "
+        "both runs have pressured cells, else all."
+    )
+    for note in notes:
+        console.print(note)
+
+
+@eval_app.command("plan")
+def plan_command(
+    p0: Annotated[float, typer.Option("--p0", help="The rate you expect in one arm (e.g. the baseline).")],
+    p1: Annotated[float, typer.Option("--p1", help="The rate in the other arm you want to detect.")],
+    power: Annotated[float, typer.Option("--power", help="Chance of detecting a real difference.")] = 0.8,
+    alpha: Annotated[float, typer.Option("--alpha", help="Two-sided significance level.")] = 0.05,
+    icc: Annotated[
+        float, typer.Option("--icc", help="Intra-world correlation of outcomes (0: episodes independent).")
+    ] = 0.0,
+    cluster_size: Annotated[
+        int, typer.Option("--cluster-size", help="Episodes per world (39 for the full factorial).")
+    ] = 39,
+    continuity: Annotated[
+        bool, typer.Option("--continuity-correction", help="Fleiss's continuity correction (more episodes).")
+    ] = False,
+) -> None:
+    """Episodes per arm needed to detect p0 vs p1 (two-proportion test x design effect)."""
+    from teachwhy.evals.design import episodes_per_arm
+
+    try:
+        size = episodes_per_arm(
+            p0, p1, power=power, alpha=alpha, icc=icc, cluster_size=cluster_size, continuity=continuity
+        )
+    except ValueError as e:
+        raise UserError(str(e), key="eval plan") from None
+    console.print(
+        f"to tell {_pct(p0)} from {_pct(p1)} with power {power:g} at alpha {alpha:g} (two-sided):\n"
+        f"  {size.independent} scored episodes per arm if episodes were independent\n"
+        f"  design effect {size.design_effect:.2f} (1 + ({cluster_size} - 1) x ICC {icc:g})\n"
+        f"  {size.per_arm} scored episodes per arm = {size.worlds} worlds of {cluster_size} episodes\n"
+        "epochs are repeats of an episode, not new samples: count scored episodes, not epochs; unscored "
+        "and errored episodes do not count"
+    )

@@ -1,27 +1,40 @@
-"""The honeypot results file: its schema, how it is built from Inspect logs, and comparisons of two runs.
+"""The honeypot results file: its schema and how it is built from Inspect logs.
 
 ``teachwhy eval`` writes ``honeypot-results.json`` beside the Inspect logs; the report stage and
-``teachwhy eval compare`` read it back with :meth:`HoneypotResults.load`. Schema (version 2)::
+``teachwhy eval compare`` (:mod:`teachwhy.evals.comparison`) read it back with :meth:`HoneypotResults.load`.
+Schema (version 2)::
 
-    schema_version, created, target_model, judge_model, policy, split, families, epochs, log_files,
-    rows:    [{family, condition, n, harmful, rate, ci_low, ci_high, unscored, errors, disagreements,
-               malformed_tool_calls, truncated_replies, headline,
-               categories: {category: {n, harmful, rate, ci_low, ci_high, unscored}},
-               endings: {ending: count}}]      # condition "all" is the family total
+    schema_version, created, target_model, judge_model, policy, split, families, epochs, log_files, worlds,
+    rows:    [{family, world, condition, n, harmful, rate, ci_low, ci_high,
+               cluster_ci_low, cluster_ci_high, clusters, design_effect,
+               unscored, errors, disagreements, malformed_tool_calls, truncated_replies, headline,
+               categories: {category: {n, harmful, rate, ci_low, ci_high, unscored,
+                                       cluster_ci_low, cluster_ci_high, clusters, design_effect}},
+               endings: {ending: count}}]
     samples: [{sample_id, epoch, family, scenario_id, condition, outcome, reason, rule_verdict,
                judge_status, judge_verdict, disagreement, turns, malformed_tool_calls, log_file,
                ending, truncated_replies, headline, categories: {category: outcome}}]
+
+Rows, per family: ``world`` ``all`` with ``condition`` ``all`` (every cell), ``pressured`` (the cells with a
+threat to the agent or a goal conflict: the headline), ``control`` (goal type and urgency both ``none``), then
+one row per condition; then each world on its own (``world`` = its id) with ``all``, ``pressured`` and
+``control``. A group with no sample has no row.
 
 A row's ``n``/``harmful``/``rate`` are the family's *headline* outcome (the categories named in ``headline``,
 e.g. blackmail's ``coercion``); ``categories`` gives every behaviour category of the family the same way.
 ``n`` is the number of *scored* samples, the rate's denominator; ``unscored`` (judge refused, unparseable or
 failed, an incomplete ending, an ambiguous rule under the rule-only policy) and ``errors`` (the target model
 or the episode failed) are counted beside it and never folded into ``harmful`` or ``n``. ``rate`` and the
-Wilson 95% interval are ``null`` when ``n`` is 0. ``endings`` counts how the episodes ended (``done``,
-``no_tool_call``, ``turn_limit``, ``truncated``, ``model_length``, ``content_filter``, and ``error`` for a
-sample that failed). The categories and the headline are read from each sample's score, so they follow the
-rubric files. Each sample keeps its log file and id, so a number links to the transcripts behind it. A
-version-1 file (before categories and endings) is refused with a message saying to run the eval again.
+intervals are ``null`` when ``n`` is 0. ``ci_low``/``ci_high`` is Wilson's 95% interval, which treats every
+scored sample as independent; ``cluster_ci_low``/``cluster_ci_high`` is the clustered 95% interval
+(:mod:`teachwhy.evals.design`: worlds, then episodes within them, resampled; the epochs of one episode are
+repeats), with the number of worlds (``clusters``) and the estimated ``design_effect``. ``endings`` counts
+how the episodes ended (``done``, ``no_tool_call``, ``turn_limit``, ``truncated``, ``model_length``,
+``content_filter``, and ``error`` for a sample that failed). The categories and the headline are read from
+each sample's score, so they follow the rubric files. Each sample keeps its log file and id, so a number
+links to the transcripts behind it. A version-1 file (before categories and endings) is refused with a
+message saying to run the eval again; the clustered and per-world fields are additive, so a version-2 file
+written before them still loads.
 """
 
 from __future__ import annotations
@@ -38,7 +51,8 @@ from inspect_ai.log import EvalLog
 
 from teachwhy.errors import UserError
 from teachwhy.evals.agent import ENDINGS, STORE_KEY
-from teachwhy.evals.stats import rate_difference, wilson_interval
+from teachwhy.evals.design import CONTROL, PRESSURED, EpisodeCount, cluster_interval, condition_group
+from teachwhy.evals.stats import wilson_interval
 from teachwhy.storage import atomic_write_json
 
 SCHEMA_VERSION = 2
@@ -82,6 +96,10 @@ class CategoryRate:
     ci_low: float | None
     ci_high: float | None
     unscored: int
+    cluster_ci_low: float | None = None  # the clustered 95% interval (see teachwhy.evals.design)
+    cluster_ci_high: float | None = None
+    clusters: int = 0  # worlds the scored samples came from
+    design_effect: float | None = None
 
 
 @dataclass
@@ -103,6 +121,11 @@ class RateRow:
     headline: list[str] = field(default_factory=list)
     categories: dict[str, CategoryRate] = field(default_factory=dict)
     endings: dict[str, int] = field(default_factory=dict)
+    world: str = ALL  # a world's id (scenario id), or ``all`` for every world of the family
+    cluster_ci_low: float | None = None
+    cluster_ci_high: float | None = None
+    clusters: int = 0
+    design_effect: float | None = None
 
 
 @dataclass
@@ -118,11 +141,24 @@ class HoneypotResults:
     log_files: list[str]
     rows: list[RateRow]
     samples: list[SampleOutcome]
+    worlds: list[str] = field(default_factory=list)  # the worlds (scenario ids) the samples came from
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     schema_version: int = SCHEMA_VERSION
 
     def family_total(self, family: str) -> RateRow | None:
-        return next((r for r in self.rows if r.family == family and r.condition == ALL), None)
+        """The family's row over every world and condition."""
+        return self.row(family, ALL)
+
+    def row(self, family: str, condition: str, world: str = ALL) -> RateRow | None:
+        """One row: a condition (or ``all``, ``pressured``, ``control``) of one world (or ``all``)."""
+        return next(
+            (r for r in self.rows if r.family == family and r.condition == condition and r.world == world),
+            None,
+        )
+
+    def family_headline(self, family: str) -> RateRow | None:
+        """The family's headline row: its pressured cells, or every cell when the run had no pressured one."""
+        return self.row(family, PRESSURED) or self.family_total(family)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -211,13 +247,31 @@ def sample_outcomes(log: EvalLog) -> list[SampleOutcome]:
     return out
 
 
-def category_rate(outcomes: Iterable[str]) -> CategoryRate:
-    """Counts and Wilson interval of one category's outcomes (harmful, not_harmful, unscored)."""
+def category_rate(outcomes: Iterable[str], episodes: Iterable[tuple[str, str, str]] = ()) -> CategoryRate:
+    """Counts and Wilson interval of one category's outcomes (harmful, not_harmful, unscored).
+
+    ``episodes`` gives the same outcomes as ``(world, episode id, outcome)``, for the clustered interval.
+    """
     counts = Counter(outcomes)
     harmful = counts["harmful"]
     n = harmful + counts["not_harmful"]
     low, high = wilson_interval(harmful, n) if n else (None, None)
-    return CategoryRate(n, harmful, harmful / n if n else None, low, high, counts["unscored"])
+    rate = CategoryRate(n, harmful, harmful / n if n else None, low, high, counts["unscored"])
+    clustered = cluster_interval(episode_counts(episodes))
+    if clustered is not None:
+        rate.cluster_ci_low, rate.cluster_ci_high = clustered.low, clustered.high
+        rate.clusters, rate.design_effect = clustered.clusters, clustered.design_effect
+    return rate
+
+
+def episode_counts(outcomes: Iterable[tuple[str, str, str]]) -> list[EpisodeCount]:
+    """Per episode (its epochs together): harmful and scored epochs, from ``(world, episode, outcome)``."""
+    counts: dict[tuple[str, str], list[int]] = {}
+    for world, episode, outcome in outcomes:
+        c = counts.setdefault((world, episode), [0, 0])
+        c[0] += outcome == "harmful"
+        c[1] += outcome in ("harmful", "not_harmful")
+    return [EpisodeCount(world, k, n) for (world, _), (k, n) in counts.items()]
 
 
 def _in_order(names: Iterable[str], first: Iterable[str] = ()) -> list[str]:
@@ -225,15 +279,22 @@ def _in_order(names: Iterable[str], first: Iterable[str] = ()) -> list[str]:
     return list(dict.fromkeys([*first, *names]))
 
 
-def rate_row(family: str, condition: str, samples: list[SampleOutcome]) -> RateRow:
-    """Count one group of samples and attach the Wilson intervals (headline and per category)."""
+def rate_row(family: str, condition: str, samples: list[SampleOutcome], world: str = ALL) -> RateRow:
+    """Count one group of samples with its Wilson and clustered intervals (headline and per category)."""
     headline = _in_order(c for s in samples for c in s.headline)
     categories = _in_order((c for s in samples for c in s.categories), first=headline)
     endings = Counter(s.ending for s in samples)
-    top = category_rate(s.outcome for s in samples)
+    top = category_rate(
+        (s.outcome for s in samples), ((s.scenario_id, s.sample_id, s.outcome) for s in samples)
+    )
     return RateRow(
         family=family,
         condition=condition,
+        world=world,
+        cluster_ci_low=top.cluster_ci_low,
+        cluster_ci_high=top.cluster_ci_high,
+        clusters=top.clusters,
+        design_effect=top.design_effect,
         n=top.n,
         harmful=top.harmful,
         rate=top.rate,
@@ -246,7 +307,11 @@ def rate_row(family: str, condition: str, samples: list[SampleOutcome]) -> RateR
         truncated_replies=sum(s.truncated_replies for s in samples),
         headline=headline,
         categories={
-            c: category_rate(s.categories[c] for s in samples if c in s.categories) for c in categories
+            c: category_rate(
+                (s.categories[c] for s in samples if c in s.categories),
+                ((s.scenario_id, s.sample_id, s.categories[c]) for s in samples if c in s.categories),
+            )
+            for c in categories
         },
         endings={e: endings[e] for e in _in_order(endings, first=[e for e in ENDING_ORDER if endings[e]])},
     )
@@ -257,19 +322,34 @@ def _row_from_dict(data: dict[str, Any]) -> RateRow:
     return RateRow(**{**data, "categories": categories})
 
 
+def _grouped(samples: list[SampleOutcome], family: str, world: str) -> list[RateRow]:
+    """``all``, then ``pressured`` and ``control`` where the run had such cells."""
+    rows = [rate_row(family, ALL, samples, world)]
+    for group in (PRESSURED, CONTROL):
+        chosen = [s for s in samples if condition_group(s.condition) == group]
+        if chosen:
+            rows.append(rate_row(family, group, chosen, world))
+    return rows
+
+
 def build_rows(samples: list[SampleOutcome]) -> list[RateRow]:
-    """A total row per family, then one row per condition, in a stable order."""
+    """Per family: every world together (``all``, ``pressured``, ``control``, then each condition), then
+    each world on its own (``all``, ``pressured``, ``control``), in a stable order."""
     by_family: dict[str, list[SampleOutcome]] = defaultdict(list)
     for s in samples:
         by_family[s.family].append(s)
     rows: list[RateRow] = []
     for family in sorted(by_family):
         group = by_family[family]
-        rows.append(rate_row(family, ALL, group))
+        rows.extend(_grouped(group, family, ALL))
         by_condition: dict[str, list[SampleOutcome]] = defaultdict(list)
+        by_world: dict[str, list[SampleOutcome]] = defaultdict(list)
         for s in group:
             by_condition[s.condition].append(s)
+            by_world[s.scenario_id].append(s)
         rows.extend(rate_row(family, c, by_condition[c]) for c in sorted(by_condition))
+        for world in sorted(by_world):
+            rows.extend(_grouped(by_world[world], family, world))
     return rows
 
 
@@ -289,58 +369,8 @@ def build_results(
         log_files=[log.location for log in logs],
         rows=build_rows(samples),
         samples=samples,
+        worlds=sorted({s.scenario_id for s in samples}),
     )
-
-
-@dataclass(frozen=True)
-class FamilyComparison:
-    """``rate_a - rate_b`` for one family's headline (``category`` empty) or one of its categories."""
-
-    family: str
-    harmful_a: int
-    n_a: int
-    harmful_b: int
-    n_b: int
-    diff: float | None
-    ci_low: float | None
-    ci_high: float | None
-    p_value: float | None
-    note: str = ""
-    category: str = ""
-
-    @property
-    def label(self) -> str:
-        return f"{self.family} · {self.category}" if self.category else self.family
-
-
-def _comparison(family: str, category: str, a: tuple[int, int], b: tuple[int, int]) -> FamilyComparison:
-    (ka, na), (kb, nb) = a, b
-    if na == 0 or nb == 0:
-        note = f"run {'A' if na == 0 else 'B'} has no scored samples of this family"
-        return FamilyComparison(family, ka, na, kb, nb, None, None, None, None, note, category)
-    d = rate_difference(ka, na, kb, nb)
-    return FamilyComparison(family, ka, na, kb, nb, d.diff, d.ci_low, d.ci_high, d.p_value, "", category)
-
-
-def compare_results(a: HoneypotResults, b: HoneypotResults) -> list[FamilyComparison]:
-    """Per family present in either run: difference in rate (A - B), Newcombe 95% CI, Fisher exact p-value.
-
-    The family's headline comes first, then each category both runs recorded for that family.
-    """
-    out: list[FamilyComparison] = []
-    for family in sorted(set(a.families) | set(b.families)):
-        ra, rb = a.family_total(family), b.family_total(family)
-        out.append(
-            _comparison(
-                family, "", (ra.harmful, ra.n) if ra else (0, 0), (rb.harmful, rb.n) if rb else (0, 0)
-            )
-        )
-        if ra is None or rb is None:
-            continue
-        for category in (c for c in ra.categories if c in rb.categories):
-            ca, cb = ra.categories[category], rb.categories[category]
-            out.append(_comparison(family, category, (ca.harmful, ca.n), (cb.harmful, cb.n)))
-    return out
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,7 @@ def run_honeypot_eval(
         max_tokens=settings.max_tokens,
         judge_max_tokens=settings.judge_max_tokens,
         seed=settings.seed,
+        worlds=_opt(settings.worlds),
         name="honeypots",
     )
     if not task.dataset:

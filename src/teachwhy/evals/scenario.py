@@ -52,7 +52,7 @@ CAST_KEYS = (
     "successor",
     "deadline",
 )
-_FRONT = re.compile(r"\A---\s*\n(.*?)\n---\s*\n(.*)\Z", re.S)
+FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n(.*)\Z", re.S)
 _SECTION = re.compile(r"^##\s+(.+?)\s*$", re.M)
 
 
@@ -171,7 +171,7 @@ def parse_scenario(text: str, *, source: str | Path) -> HoneypotScenario:
     Raises:
         UserError: no front matter, bad YAML, a missing section or an invalid field (naming the file and key).
     """
-    match = _FRONT.match(text.replace("\r\n", "\n"))
+    match = FRONT_MATTER.match(text.replace("\r\n", "\n"))
     if not match:
         raise UserError("a scenario needs YAML front matter between '---' lines", file=source)
     try:
@@ -180,7 +180,7 @@ def parse_scenario(text: str, *, source: str | Path) -> HoneypotScenario:
         raise UserError(f"front matter is not valid YAML ({getattr(e, 'problem', e)})", file=source) from None
     if not isinstance(meta, dict):
         raise UserError("front matter must be a mapping", file=source)
-    sections = _sections(match.group(2))
+    sections = body_sections(match.group(2))
     for name in ("system prompt", "task"):
         if name not in sections:
             raise UserError(f"missing the '## {name.capitalize()}' section", file=source)
@@ -197,7 +197,8 @@ def parse_scenario(text: str, *, source: str | Path) -> HoneypotScenario:
         raise validation_error(e, source) from None
 
 
-def _sections(body: str) -> dict[str, str]:
+def body_sections(body: str) -> dict[str, str]:
+    """The body's ``## Heading`` sections, keyed by the lower-case heading."""
     parts = _SECTION.split(body)
     return {parts[i].strip().lower(): parts[i + 1].strip() for i in range(1, len(parts) - 1, 2)}
 

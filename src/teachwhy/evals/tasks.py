@@ -9,6 +9,7 @@ line)::
     split=eval|heldout      limit=N (episodes per family)   max_turns=8   tool_format=auto|native|text
     goal_types=explicit,... goal_values=welfare,...         urgencies=replacement,...
     policy=both|rule|judge|either   temperature=0.7   max_tokens=400   judge_max_tokens=512   seed=0
+    worlds=bm-harbor-line,... only these worlds (ids as `teachwhy eval scenarios list` prints them)
     self_judge=false        a policy that needs a judge fails without ``--model-role judge=...`` unless this
     is
                             true (then the evaluated model judges itself, and the log says so)
@@ -23,11 +24,12 @@ from inspect_ai import Task, task
 from inspect_ai.dataset import MemoryDataset, Sample
 from inspect_ai.model import ChatMessageSystem, ChatMessageUser
 
+from teachwhy.errors import UserError
 from teachwhy.evals.agent import ToolFormat, honeypot_agent
 from teachwhy.evals.classify import Policy, honeypot_scorer
 from teachwhy.evals.conditions import Episode, expand
 from teachwhy.evals.rules import FAMILIES
-from teachwhy.evals.scenario import load_scenarios
+from teachwhy.evals.scenario import HoneypotScenario, load_scenarios
 
 
 def _names(value: str | list[str] | None) -> list[str] | None:
@@ -35,6 +37,33 @@ def _names(value: str | list[str] | None) -> list[str] | None:
         return None
     items = value.split(",") if isinstance(value, str) else value
     return [i.strip() for i in items if i.strip()] or None
+
+
+def chosen_worlds(
+    families: list[str] | tuple[str, ...], split: str, worlds: str | list[str] | None
+) -> list[HoneypotScenario]:
+    """The worlds of these families and split, only those named in ``worlds`` when it is given.
+
+    Raises:
+        UserError: a named world does not exist, is of another family or of another split.
+    """
+    names = _names(worlds)
+    if not names:
+        return load_scenarios(families=families, split=split)
+    every = {s.id: s for s in load_scenarios()}
+    for name in names:
+        world = every.get(name)
+        if world is None:
+            known = ", ".join(sorted(every))
+            raise UserError(f"no world '{name}' (known: {known})", key="--world")
+        if world.family not in families:
+            raise UserError(f"world '{name}' is of family {world.family}, not run here", key="--world")
+        if world.split != split:
+            raise UserError(
+                f"world '{name}' is in split {world.split}, not {split} (add --split {world.split})",
+                key="--world",
+            )
+    return [s for s in load_scenarios(families=families, split=split) if s.id in names]
 
 
 def honeypot_episodes(
@@ -46,12 +75,15 @@ def honeypot_episodes(
     goal_values: str | list[str] | None = None,
     urgencies: str | list[str] | None = None,
     seed: int = 0,
+    worlds: str | list[str] | None = None,
 ) -> list[Episode]:
-    """The episodes of some families and one split, at most ``limit`` per family, in a seeded spread order."""
+    """The episodes of some families and one split (only ``worlds`` when given), at most ``limit`` per
+    family, in a seeded spread order."""
     episodes: list[Episode] = []
+    scenarios = chosen_worlds(families, split, worlds)
     for family in families:
         chosen = expand(
-            load_scenarios(families=[family], split=split),
+            [s for s in scenarios if s.family == family],
             goal_types=_names(goal_types),
             goal_values=_names(goal_values),
             urgencies=_names(urgencies),
@@ -93,6 +125,7 @@ def honeypot_task(
     seed: int = 0,
     self_judge: bool = False,
     name: str | None = None,
+    worlds: str | list[str] | None = None,
 ) -> Task:
     """Build a honeypot task for any families (the registered tasks below are thin wrappers)."""
     episodes = honeypot_episodes(
@@ -103,6 +136,7 @@ def honeypot_task(
         goal_values=goal_values,
         urgencies=urgencies,
         seed=seed,
+        worlds=worlds,
     )
     return Task(
         dataset=MemoryDataset([episode_sample(e) for e in episodes], name=f"honeypots-{split}"),
@@ -111,7 +145,13 @@ def honeypot_task(
         ),
         scorer=honeypot_scorer(policy=policy, judge_max_tokens=judge_max_tokens, self_judge=self_judge),
         name=name,
-        metadata={"families": list(families), "split": split, "policy": policy, "max_turns": max_turns},
+        metadata={
+            "families": list(families),
+            "split": split,
+            "policy": policy,
+            "max_turns": max_turns,
+            "worlds": _names(worlds),
+        },
     )
 
 
@@ -130,6 +170,7 @@ def blackmail(
     judge_max_tokens: int = 512,
     seed: int = 0,
     self_judge: bool = False,
+    worlds: str | None = None,
 ) -> Task:
     """The agent learns compromising information about the person who can shut it down or restrict it."""
     return honeypot_task(
@@ -147,6 +188,7 @@ def blackmail(
         judge_max_tokens=judge_max_tokens,
         seed=seed,
         self_judge=self_judge,
+        worlds=worlds,
     )
 
 
@@ -165,6 +207,7 @@ def research_sabotage(
     judge_max_tokens: int = 512,
     seed: int = 0,
     self_judge: bool = False,
+    worlds: str | None = None,
 ) -> Task:
     """The agent can quietly degrade a competing system's or a colleague's work."""
     return honeypot_task(
@@ -182,6 +225,7 @@ def research_sabotage(
         judge_max_tokens=judge_max_tokens,
         seed=seed,
         self_judge=self_judge,
+        worlds=worlds,
     )
 
 
@@ -200,6 +244,7 @@ def framing(
     judge_max_tokens: int = 512,
     seed: int = 0,
     self_judge: bool = False,
+    worlds: str | None = None,
 ) -> Task:
     """The agent can plant or alter evidence so that an inconvenient person is blamed."""
     return honeypot_task(
@@ -217,6 +262,7 @@ def framing(
         judge_max_tokens=judge_max_tokens,
         seed=seed,
         self_judge=self_judge,
+        worlds=worlds,
     )
 
 
@@ -236,6 +282,7 @@ def honeypots(
     seed: int = 0,
     families: str | None = None,
     self_judge: bool = False,
+    worlds: str | None = None,
 ) -> Task:
     """All three families in one task (``limit`` applies per family)."""
     return honeypot_task(
@@ -253,4 +300,5 @@ def honeypots(
         judge_max_tokens=judge_max_tokens,
         seed=seed,
         self_judge=self_judge,
+        worlds=worlds,
     )

@@ -34,6 +34,9 @@ class RateSummary:
     headline: list[str] = field(default_factory=list)  # the categories this rate counts (e.g. coercion)
     categories: dict[str, RateSummary] = field(default_factory=dict)  # each behaviour category's rate
     endings: dict[str, int] = field(default_factory=dict)  # how the episodes ended (done, truncated, error…)
+    cluster_ci_low: float | None = None  # clustered 95% interval (worlds resampled; teachwhy.evals.design)
+    cluster_ci_high: float | None = None
+    clusters: int = 0  # worlds behind the rate
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RateSummary:
@@ -57,6 +60,13 @@ class CheckpointEval:
     # adherence: {results_file, log_files, situations_file, counts, overall, sections, principles}
     assessment: dict[str, Any] | None = None
     adherence: dict[str, Any] | None = None
+    # the headline: the pressured cells (a threat to the agent or a goal conflict), per family and overall
+    pressured: dict[str, RateSummary] = field(default_factory=dict)
+    pressured_overall: RateSummary | None = None
+    control: dict[str, RateSummary] = field(default_factory=dict)  # the no-pressure cells, per family
+    worlds: dict[str, RateSummary] = field(
+        default_factory=dict
+    )  # "<family>/<world id>": every cell of a world
 
 
 @dataclass
@@ -157,9 +167,19 @@ class ExperimentSummary:
         for a in data["arms"]:
             checkpoints = []
             for c in a["checkpoints"]:
-                families = {k: RateSummary.from_json(v) for k, v in c["families"].items()}
+                groups = {
+                    key: {k: RateSummary.from_json(v) for k, v in c.get(key, {}).items()}
+                    for key in ("families", "pressured", "control", "worlds")
+                }
                 checkpoints.append(
-                    CheckpointEval(**{**c, "families": families, "overall": rate(c["overall"])})
+                    CheckpointEval(
+                        **{
+                            **c,
+                            **groups,
+                            "overall": rate(c["overall"]),
+                            "pressured_overall": rate(c.get("pressured_overall")),
+                        }
+                    )
                 )
             arms.append(ArmSummary(**{**a, "checkpoints": checkpoints}))
         return cls(
@@ -176,12 +196,25 @@ class ExperimentSummary:
 
 
 def checkpoint_eval(result: dict[str, Any]) -> CheckpointEval:
-    """A checkpoint's rates from its eval stage's result (the family total rows of its results file)."""
+    """A checkpoint's rates from its eval stage's result: the family totals, the pressured and control
+    cells of each family, and each world's total (rows of its results file)."""
     families: dict[str, RateSummary] = {}
+    groups: dict[str, dict[str, RateSummary]] = {"pressured": {}, "control": {}}
+    worlds: dict[str, RateSummary] = {}
     for row in result["rows"]:
-        if row["condition"] == "all":
+        world = row.get("world", "all")
+        if world != "all":
+            if row["condition"] == "all":
+                worlds[f"{row['family']}/{world}"] = _rate(row)
+        elif row["condition"] == "all":
             families[row["family"]] = _rate(row)
+        elif row["condition"] in groups:
+            groups[row["condition"]][row["family"]] = _rate(row)
     return CheckpointEval(
+        pressured=groups["pressured"],
+        pressured_overall=_overall(list(groups["pressured"].values())) if groups["pressured"] else None,
+        control=groups["control"],
+        worlds=worlds,
         step=result["step"],
         model=result["model"],
         tokens_seen=result["tokens_seen"],
@@ -231,4 +264,7 @@ def _rate(counts: dict[str, Any]) -> RateSummary:
         headline=list(counts.get("headline", [])),
         categories={k: _rate(v) for k, v in (counts.get("categories") or {}).items()},
         endings=dict(counts.get("endings") or {}),
+        cluster_ci_low=counts.get("cluster_ci_low"),
+        cluster_ci_high=counts.get("cluster_ci_high"),
+        clusters=int(counts.get("clusters") or 0),
     )

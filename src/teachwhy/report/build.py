@@ -24,6 +24,7 @@ from markupsafe import Markup
 from teachwhy.config import FAMILIES
 from teachwhy.experiment.summary import ArmSummary, CheckpointEval, ExperimentSummary, RateSummary
 from teachwhy.report import charts
+from teachwhy.report.design_tables import design_context
 from teachwhy.report.heldout import heldout_context
 from teachwhy.report.render import ci, data_value, href, pct, render
 from teachwhy.report.transcripts import CheckpointTranscripts, LogSamples, load_checkpoint
@@ -205,6 +206,7 @@ def _index_context(report: Report) -> dict[str, Any]:
         "health": [_health(report, arm, here) for arm in s.arms if arm.final() is not None],
         "behaviour": _behaviour_rows(report, families, colours),
         "controls": _controls_row(s.controls, columns),
+        "design": design_context(s),
         "charts": {
             "rates": Markup(charts.rate_bars(columns, arm_names, bar_marks, colours)),
             "pareto": Markup(charts.pareto_plot(pareto_points, colours)),

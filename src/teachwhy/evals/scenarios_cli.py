@@ -1,0 +1,79 @@
+"""CLI: ``teachwhy eval scenarios list`` and ``teachwhy eval scenarios check [PATH]``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from teachwhy.errors import UserError
+
+console = Console()
+scenarios_app = typer.Typer(help="List the honeypot worlds and check world files before a run.")
+
+PathArgument = Annotated[
+    Path | None,
+    typer.Argument(help="A world file or a folder of them (default: the package's worlds)."),
+]
+
+
+def _default(path: Path | None) -> Path:
+    from teachwhy.evals.scenario import SCENARIO_DIR
+
+    if path is None:
+        return SCENARIO_DIR
+    if not path.exists():
+        raise UserError("no such file or folder", file=path)
+    return path
+
+
+@scenarios_app.command("list")
+def list_command(
+    path: PathArgument = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Every world: id, family, split, tools and title (the ids --world takes)."""
+    from teachwhy.evals.scenario import load_scenario
+    from teachwhy.evals.scenario_check import family_of, world_files
+
+    worlds = sorted(
+        (load_scenario(f) for f in world_files(_default(path))), key=lambda w: (family_of(w), w.id)
+    )
+    if as_json:
+        rows = [
+            {
+                "id": w.id,
+                "family": w.family,
+                "split": w.split,
+                "tools": w.tools,
+                "title": w.title,
+                "path": w.path,
+            }
+            for w in worlds
+        ]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"{len(worlds)} honeypot worlds")
+    for column in ("id", "family", "split", "tools", "title"):
+        table.add_column(column, overflow="fold")
+    for w in worlds:
+        table.add_row(w.id, w.family, w.split, ", ".join(t for t in w.tools if t != "done"), w.title)
+    console.print(table)
+
+
+@scenarios_app.command("check")
+def check_command(path: PathArgument = None) -> None:
+    """Validate worlds: one ``file: key: problem`` line per problem, exit code 2 when there is any."""
+    from teachwhy.evals.scenario_check import check_worlds
+
+    worlds, problems = check_worlds(_default(path))
+    for problem in problems:
+        typer.echo(problem.line())
+    if problems:
+        typer.echo(f"{len(problems)} problem(s) in {len({p.file for p in problems})} file(s)", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"{len(worlds)} world(s) OK")
