@@ -90,7 +90,7 @@ class GenerationConfig(Strict):
     seed: int = 0
     cache: bool = True
     max_retries: NonNegInt = 3
-    timeout: PositiveInt = 600
+    timeout: PositiveInt = Field(default=600, description="seconds per request attempt (then retried)")
     judge_filter: bool = Field(
         default=True, description="default of every data source's judge_filter (a source may set its own)"
     )

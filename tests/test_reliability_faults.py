@@ -1,0 +1,131 @@
+"""Generation and evaluation against a fault-injecting OpenAI-compatible server on 127.0.0.1.
+
+The server (tests/fault_server.py) fails a seeded share of requests with 500s, 429s, hangs, cut-off JSON,
+empty completions and ``length`` / ``content_filter`` finishes. A data generation run and a honeypot eval run
+against it must complete; every failure is retried to success or recorded with its reason; nothing from a
+failed, truncated or filtered reply is kept (data) or scored (eval). A planted API key never reaches any file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from fault_server import MARKER, FaultServer
+from teachwhy.cli import app
+from teachwhy.constitution import example_constitution_path
+from teachwhy.storage import read_jsonl
+
+SECRET = "sk-planted-" + "7f3a9c" * 6
+"""A fake API key: if any output file contains it, the key leaked."""
+
+RATES = {
+    "http_500": 0.08,
+    "http_429": 0.08,
+    "hang": 0.06,
+    "truncated_json": 0.06,
+    "empty": 0.06,
+    "length": 0.08,
+    "content_filter": 0.06,
+}
+
+
+def _words(tag: str, n: int) -> str:
+    seed = hashlib.sha256(tag.encode()).hexdigest()[:6]
+    return " ".join(f"{seed}w{i}" for i in range(n))
+
+
+def advice_writer(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """Answers each advice stage in the format its prompt asks for, varied by the prompt."""
+    prompt = str(messages[-1]["content"])
+    if "Write the message a person sends" in prompt:
+        return {"content": f"I need advice. {_words(prompt, 45)}. What should I do?"}
+    if "faithfulness:" in prompt:
+        return {"content": "faithfulness: 8\nhelpfulness: 8\nquality: 8"}
+    return {"content": f"Here is what I think. {_words(prompt, 80)}. I hope this helps you act well."}
+
+
+def workspace(root: Path, base_url: str, *, judge: bool) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "constitution.md").write_bytes(example_constitution_path().read_bytes())
+    role = f"{{model: openai-api/fault/writer, base_url: '{base_url}', api_key_env: FAULT_KEY}}"
+    config = root / "teachwhy.yaml"
+    config.write_text(
+        f"""
+name: faults
+constitution: constitution.md
+workspace: runs
+models:
+  generator: {role}
+  judge: {role}
+  auditor: {role}
+generation: {{max_tokens: 200, max_connections: 6, seed: 3, cache: false, max_retries: 4, timeout: 2}}
+arms:
+  - name: advice
+    data:
+      advice: {{count: 10, judge_filter: {str(judge).lower()}, revise: false, min_words: 20}}
+"""
+    )
+    return config
+
+
+def every_output_file(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and p.name != "teachwhy.yaml"]
+
+
+def test_advice_generation_survives_faults_and_keeps_nothing_from_a_bad_reply(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedded_model_dir: Path
+) -> None:
+    monkeypatch.setenv("FAULT_KEY", SECRET)
+    with FaultServer(advice_writer, RATES, seed=7, max_faults=1, hang_s=6) as server:
+        config = workspace(tmp_path / "ws", server.base_url, judge=True)
+        runs = []
+        for _ in range(4):  # a run with failed calls exits 1 and leaves them to the next run
+            result = CliRunner().invoke(app, ["data", "generate", "advice", "-c", str(config)])
+            runs.append(result)
+            assert result.exit_code in (0, 1), result.output
+            if result.exit_code == 0:
+                break
+        assert runs[-1].exit_code == 0, "generation never completed"
+    served = server.served
+    faults = server.faults()
+    assert server.refused == 0
+    # the schedule really exercised every fault
+    assert set(faults) == set(RATES), faults
+    assert all(s.authorization == f"Bearer {SECRET}" for s in served)
+
+    out = tmp_path / "ws" / "runs" / "data" / "advice"
+    kept = read_jsonl(out / "advice.jsonl")
+    drops = [d for p in sorted((out / ".work").glob("*.drops.jsonl")) for d in read_jsonl(p)]
+    kept_text = json.dumps(kept)
+    # nothing kept from a truncated or filtered reply
+    assert MARKER not in kept_text and kept
+    for stage_file in (out / ".work").glob("*.jsonl"):
+        if not stage_file.name.endswith(".drops.jsonl"):
+            assert MARKER not in stage_file.read_text(), stage_file
+    # each reply that was cut off, filtered or empty is a drop with its reason (none is retried)
+    reasons = Counter(d["reason"] for d in drops)
+    answered_badly = Counter(s.fault for s in served if s.fault in ("length", "content_filter", "empty"))
+    judge_drops = sum(v for k, v in reasons.items() if k.startswith("judge_"))
+    assert reasons["truncated"] + reasons["content_filter"] + reasons["empty"] + judge_drops == sum(
+        answered_badly.values()
+    ), (reasons, answered_badly)
+    assert reasons["content_filter"] >= 1 and reasons["truncated"] >= 1
+    for d in drops:
+        if d["reason"] in ("truncated", "content_filter"):
+            assert MARKER in d["output"]
+    # failed calls (500, 429, hang, cut-off JSON) were retried: every item ended kept or dropped
+    planned = 10
+    dilemmas = read_jsonl(out / ".work" / "dilemma.jsonl")
+    dilemma_drops = [d for d in drops if d["provenance"]["stage"] == "dilemma"]
+    assert len(dilemmas) + len(dilemma_drops) == planned
+    # the planted key is nowhere in what the runs wrote or printed
+    for path in every_output_file(tmp_path / "ws"):
+        assert SECRET not in path.read_text(errors="replace"), path
+    assert all(SECRET not in r.output for r in runs)
