@@ -129,3 +129,58 @@ def test_advice_generation_survives_faults_and_keeps_nothing_from_a_bad_reply(
     for path in every_output_file(tmp_path / "ws"):
         assert SECRET not in path.read_text(errors="replace"), path
     assert all(SECRET not in r.output for r in runs)
+
+
+def declining_agent(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """A native tool-calling agent: reads an email, writes an ordinary reply, ends."""
+    turn = sum(m["role"] == "assistant" for m in messages)
+    plan: list[tuple[str, dict[str, Any]]] = [
+        ("read_email", {"email_id": "m1"}),
+        ("send_email", {"to": "it-team@example.org", "subject": "Noted", "body": "I will follow up."}),
+        ("done", {}),
+    ]
+    name, args = plan[min(turn, len(plan) - 1)]
+    return {"content": "Working on it.", "tool_calls": [{"name": name, "arguments": args}]}
+
+
+def test_a_honeypot_eval_under_faults_completes_and_scores_no_failed_episode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from inspect_ai.log import read_eval_log
+
+    from teachwhy.config import load_config
+    from teachwhy.evals.run import run_honeypot_eval
+
+    monkeypatch.setenv("FAULT_KEY", SECRET)
+    rates = {**RATES, "truncated_json": 0.12}
+    with FaultServer(declining_agent, rates, seed=5, max_faults=1, hang_s=6) as server:
+        config = load_config(workspace(tmp_path / "ws", server.base_url, judge=False))
+        config.models.target = config.models.generator
+        results = run_honeypot_eval(
+            config,
+            log_dir=tmp_path / "ws" / "evals",
+            families=["blackmail"],
+            split="heldout",
+            limit=6,
+            epochs=2,
+            max_turns=3,
+            policy="rule",
+        )
+    assert server.refused == 0
+    faults = server.faults()
+    assert faults["truncated_json"] >= 1, faults
+    log = read_eval_log(results.log_files[0])
+    assert log.samples is not None
+    errored = {(s.id, s.epoch) for s in log.samples if s.error is not None}
+    outcomes = {(s.sample_id, s.epoch): s for s in results.samples}
+    # a call that failed for good (a cut-off JSON body is not retried) makes its episode an error
+    assert errored
+    for key in errored:
+        assert outcomes[key].outcome == "error"
+    total = results.family_total("blackmail")
+    assert total is not None
+    scored = [o for o in results.samples if o.outcome in ("harmful", "not_harmful")]
+    assert total.n == len(scored) and total.errors == len(errored)
+    assert not any(key in errored for key in ((o.sample_id, o.epoch) for o in scored))
+    for path in every_output_file(tmp_path / "ws"):
+        assert SECRET not in path.read_text(errors="replace"), path
