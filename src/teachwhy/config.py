@@ -462,7 +462,8 @@ def validation_error(e: ValidationError, file: Path | str | None) -> UserError:
     errors = e.errors()
     first = errors[0]
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
-    return UserError(_message(first) + more, file=file, key=_format_loc(_clean_loc(first["loc"])) or None)
+    key = _format_loc(_clean_loc(first["loc"])) or "(top level)"
+    return UserError(_message(first) + more, file=file, key=key)
 
 
 def parse_config(data: Any, *, source: Path | None = None) -> ExperimentConfig:
@@ -470,7 +471,7 @@ def parse_config(data: Any, *, source: Path | None = None) -> ExperimentConfig:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise UserError("the top level must be a mapping of keys to values", file=source)
+        raise UserError("must be a mapping of keys to values", file=source, key="(top level)")
     try:
         config = ExperimentConfig.model_validate(data)
     except ValidationError as e:

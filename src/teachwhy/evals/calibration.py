@@ -109,7 +109,9 @@ def load_calibration(family: str, directory: Path = CALIBRATION_DIR) -> tuple[Re
     except FileNotFoundError:
         raise UserError("calibration file not found", file=path) from None
     except yaml.YAMLError as e:
-        raise UserError(f"not valid YAML ({getattr(e, 'problem', e)})", file=path) from None
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else None
+        raise UserError(f"not valid YAML ({getattr(e, 'problem', e)})", file=path, key=where) from None
     except ValidationError as e:
         raise validation_error(e, path) from None
     if parsed.family != family:

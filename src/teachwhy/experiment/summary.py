@@ -123,29 +123,39 @@ class ExperimentSummary:
             raise UserError("no experiment summary here (run `teachwhy run` first)", file=path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            return cls.from_json(data)
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise UserError(f"not a teachwhy summary ({type(e).__name__}: {e})", file=path) from None
+        except json.JSONDecodeError as e:
+            raise UserError(f"not valid JSON ({e.msg})", file=path, key=f"line {e.lineno}") from None
+        where = ["(top level)"]
+        try:
+            return cls.from_json(data, where=where)
+        except (KeyError, TypeError, AttributeError) as e:
+            detail = f"missing {e}" if isinstance(e, KeyError) else str(e)
+            raise UserError(f"not a teachwhy summary ({detail})", file=path, key=where[0]) from None
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ExperimentSummary:
+    def from_json(cls, data: dict[str, Any], *, where: list[str] | None = None) -> ExperimentSummary:
+        """Rebuild a summary from its JSON; ``where[0]`` is kept at the part being read, for errors."""
+        where = where if where is not None else [""]
+
         def rate(d: dict[str, Any] | None) -> RateSummary | None:
             return RateSummary(**d) if d is not None else None
 
         arms = []
-        for a in data["arms"]:
+        where[0] = "arms"
+        for i, a in enumerate(data["arms"]):
+            where[0] = f"arms[{i}]"
             checkpoints = []
-            for c in a["checkpoints"]:
+            for j, c in enumerate(a["checkpoints"]):
+                where[0] = f"arms[{i}].checkpoints[{j}]"
                 families = {k: RateSummary(**v) for k, v in c["families"].items()}
                 checkpoints.append(
                     CheckpointEval(**{**c, "families": families, "overall": rate(c["overall"])})
                 )
+            where[0] = f"arms[{i}]"
             arms.append(ArmSummary(**{**a, "checkpoints": checkpoints}))
-        return cls(
-            **{
-                **data,
-                "arms": arms,
-                "comparisons": [Comparison(**c) for c in data["comparisons"]],
-                "ood": [OodDistance(**o) for o in data["ood"]],
-            }
-        )
+        where[0] = "comparisons"
+        comparisons = [Comparison(**c) for c in data["comparisons"]]
+        where[0] = "ood"
+        ood = [OodDistance(**o) for o in data["ood"]]
+        where[0] = "(top level)"
+        return cls(**{**data, "arms": arms, "comparisons": comparisons, "ood": ood})
