@@ -1,4 +1,4 @@
-"""kill -9 at seeded random moments of `teachwhy run`, ten times, then resume: the same as an uninterrupted run.
+"""kill -9 at seeded random moments of `teachwhy run`, ten times, then resume: as if never interrupted.
 
 Each trial starts `teachwhy run` in a subprocess on the same workspace (so it resumes whatever the previous
 trial left), waits until it has started its first stage, sleeps a delay drawn from a seeded schedule and
