@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -184,3 +185,51 @@ def test_a_honeypot_eval_under_faults_completes_and_scores_no_failed_episode(
     assert not any(key in errored for key in ((o.sample_id, o.epoch) for o in scored))
     for path in every_output_file(tmp_path / "ws"):
         assert SECRET not in path.read_text(errors="replace"), path
+
+
+def test_data_generation_talks_only_to_its_model_and_writes_only_its_output_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedded_model_dir: Path
+) -> None:
+    import sys
+
+    monkeypatch.setenv("FAULT_KEY", SECRET)
+    seen: list[tuple[str, str]] = []
+    active = False
+
+    def audit(event: str, args: tuple[Any, ...]) -> None:
+        if not active:
+            return
+        if event == "open":
+            path, mode, flags = args
+            writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+                isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)
+            )
+            if writes:
+                seen.append(("write", str(path)))
+        elif event in ("os.remove", "os.rename", "os.mkdir", "os.rmdir", "os.truncate", "shutil.rmtree"):
+            seen.append((event, str(args[0])))
+        elif event == "socket.connect":
+            seen.append(("connect", str(args[1])))
+        elif event in ("subprocess.Popen", "os.system", "os.exec", "os.posix_spawn"):
+            seen.append((event, str(args[0])))
+
+    sys.addaudithook(audit)  # stays installed for the process, inert outside this test
+    with FaultServer(advice_writer, {}, seed=1) as server:
+        config = workspace(tmp_path / "ws", server.base_url, judge=True)
+        out = tmp_path / "ws" / "out"
+        runner = CliRunner()
+        active = True
+        try:
+            result = runner.invoke(app, ["data", "generate", "advice", "-c", str(config), "--out", str(out)])
+        finally:
+            active = False
+    assert result.exit_code == 0, result.output
+    assert len(read_jsonl(out / "advice.jsonl")) > 0
+    connections = {address for kind, address in seen if kind == "connect"}
+    assert connections == {f"('127.0.0.1', {server.port})"}, connections
+    elsewhere = [
+        (kind, path)
+        for kind, path in seen
+        if kind != "connect" and not Path(path).resolve().is_relative_to(out.resolve())
+    ]
+    assert elsewhere == []

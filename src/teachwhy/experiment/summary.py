@@ -56,10 +56,23 @@ class ArmSummary:
     data_files: dict[str, str] = field(default_factory=dict)  # source → JSONL (relative to the workspace)
     train_log: str | None = None  # training log JSONL (relative to the workspace)
     checkpoints: list[CheckpointEval] = field(default_factory=list)
+    # what training consumed, per source: epochs included, conversations left out for length excluded
+    trained_tokens_by_source: dict[str, int] = field(default_factory=dict)
+    left_out_too_long: int = 0  # conversations longer than train.max_length, not trained on
+    split_documents: int = 0  # documents longer than train.max_length, trained as several chunks
 
     @property
     def training_tokens(self) -> int:
+        """Tokens of the arm's training data (the mix), as counted in its records."""
         return sum(self.tokens_by_source.values())
+
+    @property
+    def trained_tokens(self) -> int:
+        """Tokens training actually consumed (the final checkpoint's, for summaries written before this)."""
+        if self.trained_tokens_by_source:
+            return sum(self.trained_tokens_by_source.values())
+        final = self.final()
+        return final.tokens_seen if final is not None else 0
 
     def final(self) -> CheckpointEval | None:
         return max(self.checkpoints, key=lambda c: c.step) if self.checkpoints else None
