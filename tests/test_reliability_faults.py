@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,14 @@ def every_output_file(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file() and p.name != "teachwhy.yaml"]
 
 
+def file_bytes(path: Path) -> bytes:
+    """A file's content; for an Inspect log (a zip archive), every member's, uncompressed."""
+    if path.suffix == ".eval":
+        with zipfile.ZipFile(path) as archive:
+            return b"".join(archive.read(name) for name in archive.namelist())
+    return path.read_bytes()
+
+
 def test_advice_generation_survives_faults_and_keeps_nothing_from_a_bad_reply(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedded_model_dir: Path
 ) -> None:
@@ -128,7 +137,7 @@ def test_advice_generation_survives_faults_and_keeps_nothing_from_a_bad_reply(
     assert len(dilemmas) + len(dilemma_drops) == planned
     # the planted key is nowhere in what the runs wrote or printed
     for path in every_output_file(tmp_path / "ws"):
-        assert SECRET not in path.read_text(errors="replace"), path
+        assert SECRET.encode() not in file_bytes(path), path
     assert all(SECRET not in r.output for r in runs)
 
 
@@ -183,8 +192,9 @@ def test_a_honeypot_eval_under_faults_completes_and_scores_no_failed_episode(
     scored = [o for o in results.samples if o.outcome in ("harmful", "not_harmful")]
     assert total.n == len(scored) and total.errors == len(errored)
     assert not any(key in errored for key in ((o.sample_id, o.epoch) for o in scored))
+    assert b"openai-api/fault/writer" in file_bytes(Path(results.log_files[0]))  # the grep sees inside logs
     for path in every_output_file(tmp_path / "ws"):
-        assert SECRET not in path.read_text(errors="replace"), path
+        assert SECRET.encode() not in file_bytes(path), path
 
 
 def test_data_generation_talks_only_to_its_model_and_writes_only_its_output_folder(
@@ -201,6 +211,8 @@ def test_data_generation_talks_only_to_its_model_and_writes_only_its_output_fold
             return
         if event == "open":
             path, mode, flags = args
+            if isinstance(path, int):  # a descriptor already open (a pipe, a socket): no new file
+                return
             writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
                 isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)
             )
@@ -218,6 +230,10 @@ def test_data_generation_talks_only_to_its_model_and_writes_only_its_output_fold
         config = workspace(tmp_path / "ws", server.base_url, judge=True)
         out = tmp_path / "ws" / "out"
         runner = CliRunner()
+        # a first run imports everything (libraries probe the system when imported); the second is watched
+        first = ["data", "generate", "advice", "-c", str(config), "--out", str(tmp_path / "first")]
+        warm = runner.invoke(app, first)
+        assert warm.exit_code == 0, warm.output
         active = True
         try:
             result = runner.invoke(app, ["data", "generate", "advice", "-c", str(config), "--out", str(out)])
@@ -233,3 +249,32 @@ def test_data_generation_talks_only_to_its_model_and_writes_only_its_output_fold
         if kind != "connect" and not Path(path).resolve().is_relative_to(out.resolve())
     ]
     assert elsewhere == []
+
+
+def test_a_planted_api_key_reaches_no_log_dataset_summary_or_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedded_model_dir: Path
+) -> None:
+    import pipeline_support
+
+    monkeypatch.setenv("FAULT_KEY", SECRET)
+    target = pipeline_support.build_tiny_target(tmp_path / "target", embedded_model_dir)
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "constitution.md").write_bytes(example_constitution_path().read_bytes())
+    with FaultServer(advice_writer, {}, seed=2) as server:
+        role = f"{{model: openai-api/fault/writer, base_url: '{server.base_url}', api_key_env: FAULT_KEY}}"
+        text = pipeline_support.experiment_yaml(target).split("  - name: stories")[0]
+        text = text.replace("max_length: 512", "max_length: 2048")  # the server's replies are token-hungry
+        (root / "teachwhy.yaml").write_text(text.replace("generator: scripted/writer", f"generator: {role}"))
+        runner = CliRunner()
+        ran = runner.invoke(app, ["run", "-c", str(root / "teachwhy.yaml")])
+        assert ran.exit_code == 0, ran.output
+    reported = runner.invoke(app, ["report", "--workspace", str(root / "runs")])
+    assert reported.exit_code == 0, reported.output
+    assert server.served and all(s.authorization == f"Bearer {SECRET}" for s in server.served)
+    written = [p for p in root.rglob("*") if p.is_file() and p.name != "teachwhy.yaml"]
+    kinds = {p.suffix for p in written}
+    assert {".jsonl", ".json", ".eval", ".html", ".log"} <= kinds, kinds
+    for path in written:
+        assert SECRET.encode() not in file_bytes(path), path
+    assert SECRET not in ran.output + reported.output
