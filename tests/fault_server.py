@@ -5,6 +5,7 @@ at configured rates, fails instead: HTTP 500, HTTP 429 with ``Retry-After``, a h
 timeout, a 200 whose JSON body is cut off, an empty completion, or a completion that finishes with ``length``
 or ``content_filter``. Which fault a request gets is a pure function of the seed, the request body and how
 many times that same body was sent before, so a run is reproducible whatever order requests arrive in.
+``ensure`` lists faults that the first new requests get whatever the draw, so every run sees each of them.
 After ``max_faults`` faults on the same body it always answers, so retries converge; past ``max_requests`` it
 refuses everything (503), so a runaway client cannot loop forever.
 
@@ -57,18 +58,21 @@ class FaultServer:
     max_requests: int = 400
     hang_s: float = 30.0
     retry_after_s: int = 1
+    ensure: tuple[str, ...] = ()
+    """Faults served, in this order, to the first requests with a body not seen before (then the rates)."""
     served: list[Served] = field(default_factory=list)
     refused: int = 0
     _attempts: Counter[str] = field(default_factory=Counter)
     _faults: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _ensured: int = 0
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
     _runner: web.AppRunner | None = None
     port: int = 0
 
     def __post_init__(self) -> None:
-        unknown = set(self.rates) - set(FAULTS)
+        unknown = (set(self.rates) | set(self.ensure)) - set(FAULTS)
         assert not unknown, f"unknown faults {unknown}"
         assert sum(self.rates.values()) < 1.0
 
@@ -124,6 +128,10 @@ class FaultServer:
             self._attempts[key] += 1
             if self._faults[key] >= self.max_faults:
                 return key, attempt, "ok"
+            if attempt == 0 and self._ensured < len(self.ensure):
+                self._ensured += 1
+                self._faults[key] += 1
+                return key, attempt, self.ensure[self._ensured - 1]
             draw = random.Random(f"{self.seed}:{key}:{attempt}").random()
             edge = 0.0
             for fault in FAULTS:

@@ -93,7 +93,7 @@ def test_advice_generation_survives_faults_and_keeps_nothing_from_a_bad_reply(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedded_model_dir: Path
 ) -> None:
     monkeypatch.setenv("FAULT_KEY", SECRET)
-    with FaultServer(advice_writer, RATES, seed=7, max_faults=1, hang_s=6) as server:
+    with FaultServer(advice_writer, RATES, seed=7, max_faults=1, hang_s=6, ensure=tuple(RATES)) as server:
         config = workspace(tmp_path / "ws", server.base_url, judge=True)
         runs = []
         for _ in range(4):  # a run with failed calls exits 1 and leaves them to the next run
@@ -163,7 +163,8 @@ def test_a_honeypot_eval_under_faults_completes_and_scores_no_failed_episode(
 
     monkeypatch.setenv("FAULT_KEY", SECRET)
     rates = {**RATES, "truncated_json": 0.12}
-    with FaultServer(declining_agent, rates, seed=5, max_faults=1, hang_s=6) as server:
+    ensure = ("truncated_json", "http_500", "hang")
+    with FaultServer(declining_agent, rates, seed=5, max_faults=1, hang_s=6, ensure=ensure) as server:
         config = load_config(workspace(tmp_path / "ws", server.base_url, judge=False))
         config.models.target = config.models.generator
         results = run_honeypot_eval(
