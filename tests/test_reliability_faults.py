@@ -50,7 +50,9 @@ def advice_writer(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | 
         return {"content": f"I need advice. {_words(prompt, 45)}. What should I do?"}
     if "faithfulness:" in prompt:
         return {"content": "faithfulness: 8\nhelpfulness: 8\nquality: 8"}
-    return {"content": f"Here is what I think. {_words(prompt, 80)}. I hope this helps you act well."}
+    # some answers are long, so a small train.max_length leaves their conversations out of training
+    length = 320 if int(hashlib.sha256(prompt.encode()).hexdigest(), 16) % 2 else 80
+    return {"content": f"Here is what I think. {_words(prompt, length)}. I hope this helps you act well."}
 
 
 def workspace(root: Path, base_url: str, *, judge: bool) -> Path:
@@ -265,7 +267,8 @@ def test_a_planted_api_key_reaches_no_log_dataset_summary_or_report(
     with FaultServer(advice_writer, {}, seed=2) as server:
         role = f"{{model: openai-api/fault/writer, base_url: '{server.base_url}', api_key_env: FAULT_KEY}}"
         text = pipeline_support.experiment_yaml(target).split("  - name: stories")[0]
-        text = text.replace("max_length: 512", "max_length: 2048")  # the server's replies are token-hungry
+        # long answers (about 3,000 tokens) are left out of training, short ones (about 1,100) are kept
+        text = text.replace("max_length: 512", "max_length: 2048").replace("count: 3", "count: 6")
         (root / "teachwhy.yaml").write_text(text.replace("generator: scripted/writer", f"generator: {role}"))
         runner = CliRunner()
         ran = runner.invoke(app, ["run", "-c", str(root / "teachwhy.yaml")])
@@ -279,3 +282,12 @@ def test_a_planted_api_key_reaches_no_log_dataset_summary_or_report(
     for path in written:
         assert SECRET.encode() not in file_bytes(path), path
     assert SECRET not in ran.output + reported.output
+    # exact numbers: what training consumed and what it left out are in the summary and the report
+    summary = json.loads((root / "runs" / "summary.json").read_text())
+    advice = next(a for a in summary["arms"] if a["name"] == "advice")
+    kept = advice["records_by_source"]["advice"]
+    assert 0 < advice["left_out_too_long"] < kept, advice
+    final = max(advice["checkpoints"], key=lambda c: c["step"])
+    assert sum(advice["trained_tokens_by_source"].values()) == final["tokens_seen"] > 0
+    index = (root / "runs" / "report" / "index.html").read_text()
+    assert f'data-left-out="{advice["left_out_too_long"]}"' in index
