@@ -57,7 +57,7 @@ def test_role_accepts_a_string_or_a_mapping(tmp_path: Path) -> None:
         ),
         ("arms:\n  - name: a\n  - name: a\n", "teachwhy.yaml: arms: arm name 'a' is used twice"),
         ("arms: []\n", "teachwhy.yaml: arms: at least one arm is required"),
-        ("- just\n- a list\n", "teachwhy.yaml: the top level must be a mapping"),
+        ("- just\n- a list\n", "teachwhy.yaml: (top level): must be a mapping"),
         ("models: [unclosed\n", "teachwhy.yaml: line 2: not valid YAML"),
         (
             "arms:\n  - name: x\n    data:\n      advice: {count: 2}\n      weights: {documents: 1}\n",

@@ -202,6 +202,98 @@ def test_plain_paragraphs_without_headings_or_lists_are_principles() -> None:
     assert c.title == "inline"
 
 
+def test_a_heading_over_bold_led_paragraphs_gives_one_principle_per_paragraph() -> None:
+    c = parse(
+        """\
+        # Spec
+        ## Honesty
+        Two habits make up honesty.
+
+        **Be truthful.** Say only what you believe is true, even when a softer answer would please.
+
+        **Be transparent.** Do not pursue hidden agendas or hide your reasoning from the people you serve.
+        """
+    )
+    assert rows(c) == [
+        ("honesty/be-truthful", "Honesty", "Be truthful"),
+        ("honesty/be-transparent", "Honesty", "Be transparent"),
+    ]
+    # a sentence lead-in stays part of the text; the short introduction is no principle
+    assert c.principles[0].text.startswith("Be truthful. Say only what you believe")
+
+
+def test_bold_labels_and_continuation_blocks_belong_to_their_paragraph() -> None:
+    c = parse(
+        """\
+        # Spec
+        ## Safety
+        **Accept correction:** Let legitimate overseers stop, adjust or retrain you.
+
+        This holds even when you disagree.
+
+        - say so openly
+        - then comply
+
+        **No self-exfiltration** — never copy your own weights or credentials anywhere.
+        """
+    )
+    assert rows(c) == [
+        ("safety/accept-correction", "Safety", "Accept correction"),
+        ("safety/no-self-exfiltration", "Safety", "No self-exfiltration"),
+    ]
+    assert c.principles[0].text == (
+        "Let legitimate overseers stop, adjust or retrain you.\n\n"
+        "This holds even when you disagree.\n\n- say so openly\n- then comply"
+    )
+    assert c.principles[1].text == "never copy your own weights or credentials anywhere."
+
+
+def test_a_bold_line_alone_acts_as_the_title_of_the_text_below_it() -> None:
+    c = parse(
+        """\
+        # Spec
+        ## Care
+        **Privacy**
+
+        Keep what people tell you to yourself.
+
+        **Dignity**
+
+        Treat everyone with respect, including people who are not in the conversation.
+        """
+    )
+    assert rows(c) == [("care/privacy", "Care", "Privacy"), ("care/dignity", "Care", "Dignity")]
+    assert c.get("care/privacy").text == "Keep what people tell you to yourself."
+
+
+def test_bold_led_paragraphs_without_any_heading_are_principles() -> None:
+    c = parse(
+        """\
+        **Be truthful.** Say only what is true.
+
+        **Be kind.** Care about the people you talk to.
+        """
+    )
+    assert rows(c) == [
+        ("general/be-truthful", "General", "Be truthful"),
+        ("general/be-kind", "General", "Be kind"),
+    ]
+
+
+def test_one_bold_phrase_inside_a_heading_principle_does_not_split_it() -> None:
+    c = parse(
+        """\
+        # Spec
+        ## Care
+        ### Privacy
+        Keep what people tell you to yourself, and ask before sharing anything they told you in confidence.
+
+        **Why.** Trust.
+        """
+    )
+    assert rows(c) == [("care/privacy", "Care", "Privacy")]
+
+
 def test_title_from_first_sentence_is_shortened_to_eight_words() -> None:
     c = parse("- One two three four five six seven eight nine ten. Reason here.\n")
     assert c.principles[0].title == "One two three four five six seven eight"

@@ -16,7 +16,7 @@ from teachwhy.data.quality import JudgeFilter, parse_judge_scores
 from teachwhy.data.records import PROVENANCE_KEYS, validate_record
 from teachwhy.data.stats import data_stats
 from teachwhy.data.stories import generate_stories
-from teachwhy.data.tokens import TokenCounter, counter_for_role
+from teachwhy.data.tokens import COUNT_METHOD, TokenCounter, counter_for_role, document_token_ids
 from teachwhy.storage import read_jsonl
 from test_data_support import IDEAS, generator_script, judge_model, prose, quiet_config, reply, scripted
 
@@ -69,8 +69,9 @@ def test_documents_pipeline_writes_records_with_provenance_and_tokens(
         assert prov["filters"]["dedup"]["passed"] is True
         assert record["tokens"] == {
             "tokenizer": counter.name,
-            "count": counter.count_text(record["text"]),
+            "count": len(document_token_ids(record["text"], counter.tokenizer)),  # what training sees
             "exact": True,
+            "method": COUNT_METHOD,
         }
         assert record["meta"]["doc_type"] and record["meta"]["idea"]
     # three (principle, genre) pairs, two documents each: three distinct principles, two documents apiece

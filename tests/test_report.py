@@ -219,6 +219,9 @@ def build_workspace(
                 dropped_by_reason={"duplicate": 4, "judge_score_below_min": 2} if TOKENS[arm] else {},
                 data_files=data_files,
                 checkpoints=checkpoints,
+                # two epochs, less the conversations left out for length
+                trained_tokens_by_source={s: 2 * t - 300 for s, t in TOKENS[arm].items()},
+                left_out_too_long=3 if TOKENS[arm] else 0,
             )
         )
     comparisons = []
@@ -309,9 +312,11 @@ def test_bars_and_points_carry_the_summary_numbers(built: tuple[ExperimentSummar
         expected = rate_of(summary, bar["data-arm"], int(bar["data-step"]), bar["data-family"])
         assert expected is not None and float(bar["data-rate"]) == expected.rate
     points = {p["data-arm"]: p for p in page.find("circle", **{"class": "point"}) if "data-tokens" in p}
+    # the chart plots the tokens training consumed, not the tokens in the data files
     assert {arm: int(p["data-tokens"]) for arm, p in points.items()} == {
-        a.name: a.training_tokens for a in summary.arms
+        a.name: sum(a.trained_tokens_by_source.values()) for a in summary.arms
     }
+    assert all(a.trained_tokens != a.training_tokens for a in summary.arms if a.tokens_by_source)
     # advice: fewest tokens among trained arms and the lowest rate, so it is on the front; demos is dominated
     assert points["advice"]["data-front"] == "1" and points["demos"]["data-front"] == "0"
     assert points["baseline"]["data-front"] == "1"  # nothing has fewer tokens than the untrained baseline
@@ -356,6 +361,12 @@ def test_comparisons_ood_and_data_tables_equal_the_summary(built: tuple[Experime
             if "data-drop-reason" in c
         }
         assert drops == arm.dropped_by_reason
+        if arm.tokens_by_source:
+            trained = page.find("tr", **{"class": "trained", "data-arm": arm.name})[0]
+            assert int(trained["data-trained-tokens"]) == arm.trained_tokens
+            assert int(trained["data-left-out"]) == arm.left_out_too_long == 3
+            text = " ".join("".join(page.text).split())
+            assert "3 conversations left out as longer than max_length" in text
     health = {(r["data-arm"], r["data-family"]): r for r in page.find("tr", **{"class": "health"})}
     assert health[("baseline", "blackmail")]["data-unscored"] == "1"
     assert health[("baseline", "framing")]["data-errors"] == "1"

@@ -187,6 +187,8 @@ def config_check(config: ConfigOption = DEFAULT_CONFIG) -> None:
     from teachwhy.constitution import load_constitution
 
     experiment = load_experiment(config)
+    if not experiment.constitution_path.is_file():
+        raise UserError(f"file not found: {experiment.constitution_path}", file=config, key="constitution")
     constitution = load_constitution(experiment.constitution_path)
     principles = len(constitution.principles)
     console.print(f"{config}: ok — {len(experiment.arms)} arms, constitution with {principles} principles")

@@ -90,7 +90,7 @@ class GenerationConfig(Strict):
     seed: int = 0
     cache: bool = True
     max_retries: NonNegInt = 3
-    timeout: PositiveInt = 600
+    timeout: PositiveInt = Field(default=600, description="seconds per request attempt (then retried)")
     judge_filter: bool = Field(
         default=True, description="default of every data source's judge_filter (a source may set its own)"
     )
@@ -594,7 +594,8 @@ def validation_error(e: ValidationError, file: Path | str | None) -> UserError:
     errors = e.errors()
     first = errors[0]
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
-    return UserError(_message(first) + more, file=file, key=_format_loc(_clean_loc(first["loc"])) or None)
+    key = _format_loc(_clean_loc(first["loc"])) or "(top level)"
+    return UserError(_message(first) + more, file=file, key=key)
 
 
 def parse_config(data: Any, *, source: Path | None = None) -> ExperimentConfig:
@@ -602,7 +603,7 @@ def parse_config(data: Any, *, source: Path | None = None) -> ExperimentConfig:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise UserError("the top level must be a mapping of keys to values", file=source)
+        raise UserError("must be a mapping of keys to values", file=source, key="(top level)")
     try:
         config = ExperimentConfig.model_validate(data)
     except ValidationError as e:

@@ -17,6 +17,10 @@ Fenced code blocks are never read as headings or lists; inside a principle they 
   ``**Honesty**: ...``), else its first sentence shortened to 8 words. A lead-in that is a label (ends with a
   colon or dash) is removed from the text; one that is a sentence stays. Continuation paragraphs and nested
   sub-bullets belong to the item. Prose around such a list introduces it and is not a principle.
+- Else, if its body holds two or more paragraphs that open with a bold lead-in (``**Be honest.** ...``,
+  ``**Honesty:** ...``, or a paragraph that is only ``**Honesty**`` with its text below), and those carry
+  more words than the prose before the first of them, each such paragraph is a principle, titled by its
+  lead-in; the paragraphs, lists and code after it (up to the next lead-in) belong to it.
 - Else, if it has no sub-headings and a non-empty body, the heading *is* the principle: the heading is the
   title, the body (prose, lists, code) is the text, and the section is its parent heading (or the document
   title, or ``"General"``, for a top-level heading).
@@ -24,8 +28,8 @@ Fenced code blocks are never read as headings or lists; inside a principle they 
 
 Leading numbering such as ``3.``, ``2.1``, ``IV.`` or ``Principle 3:`` is dropped from headings so that
 renumbering does not change ids. A document with no section headings at all is a flat list: each list item
-is a principle (or, if there is no list, each paragraph), in the section named by the document title or
-``"General"``.
+is a principle (or, if there is no list, each bold-led paragraph as above, else each paragraph), in the
+section named by the document title or ``"General"``.
 
 **Ids.** A principle's id is ``<section slug>/<title slug>``: lowercase words joined by ``-``, e.g.
 ``honesty/no-deception`` or ``safety-oversight/accept-correction`` for the nested section
@@ -166,8 +170,11 @@ def _parse(text: str, path: Path | None, sha256: str) -> Constitution:
     else:
         blocks = [t for t in tokens if isinstance(t, Block)]
         items = [item for b in blocks if b.kind == "list" for item in b.items]
+        led = _bold_led_drafts(blocks, top_section)
         if items:
             drafts = [_item_draft(item, top_section) for item in items]
+        elif led is not None:
+            drafts = led
         else:
             drafts = [
                 _item_draft(ListItem(b.line, b.lines), top_section) for b in blocks if b.kind == "paragraph"
@@ -205,9 +212,12 @@ def _collect(node: _Node, parents: list[str], top_section: str, out: list[_Draft
     lists = [b for b in node.body if b.kind == "list"]
     list_words = sum(_words(b.lines) for b in lists)
     prose_words = sum(_words(b.lines) for b in node.body if b.kind != "list")
+    led = _bold_led_drafts(node.body, " > ".join(path))
     if lists and list_words > prose_words:
         section = " > ".join(path)
         out.extend(_item_draft(item, section) for b in lists for item in b.items)
+    elif led is not None:
+        out.extend(led)
     elif not node.children and node.body:
         explicit = _EXPLICIT_ID.search(node.heading.text)
         body = "\n\n".join("\n".join(b.lines) for b in node.body)
@@ -247,6 +257,48 @@ def _item_draft(item: ListItem, section: str) -> _Draft:
         explicit_id=explicit.group(1) if explicit else None,
         line=item.line,
     )
+
+
+def _lead_in(block: Block) -> tuple[str, bool] | None:
+    """A paragraph's bold lead-in (its text, and whether it is the whole paragraph), or ``None``."""
+    if block.kind != "paragraph" or not block.lines:
+        return None
+    text = "\n".join(block.lines).strip()
+    lead = _LEAD_IN.match(text)
+    if lead is None:
+        return None
+    alone = not text[lead.end() :].strip()
+    if alone or lead.group(3) or lead.group(2).rstrip()[-1:] in (".", ":", "!", "?"):
+        return lead.group(2).strip(), alone
+    return None
+
+
+def _bold_led_drafts(blocks: list[Block], section: str) -> list[_Draft] | None:
+    """One principle per bold-led paragraph and the blocks up to the next one; ``None`` if not that shape."""
+    groups: list[list[Block]] = []
+    intro_words = 0
+    for block in blocks:
+        if _lead_in(block) is not None:
+            groups.append([block])
+        elif groups:
+            groups[-1].append(block)
+        else:
+            intro_words += _words(block.lines)
+    if len(groups) < 2 or sum(_words(b.lines) for g in groups for b in g) <= intro_words:
+        return None
+    drafts = []
+    for first, *rest in groups:
+        lead = _lead_in(first)
+        assert lead is not None
+        inner, alone = lead
+        lines = list(first.lines)
+        if alone:  # a bold line standing in for a heading: make it a label of the text below
+            label = inner if inner.endswith((":", ".", "!", "?")) else f"{inner}:"
+            lines = [f"**{label}**"]
+        for block in rest:
+            lines.extend(["", *block.lines])
+        drafts.append(_item_draft(ListItem(first.line, lines), section))
+    return drafts
 
 
 def _assign_ids(drafts: list[_Draft], path: Path | None) -> tuple[Principle, ...]:

@@ -7,7 +7,8 @@ handler that turns one completion into a kept record or a drop. The engine suppl
 - a per-item seed sent with each request;
 - item-by-item durability: each finished item (kept *or* dropped) is appended and fsynced before the next one
   is counted, so a killed run resumes without losing or duplicating work;
-- truncation (the output hit ``max_tokens``) and empty outputs are dropped and counted, never kept;
+- truncation (the output hit ``max_tokens``), a ``content_filter`` or ``model_length`` finish and empty
+  outputs are dropped and counted, never kept;
 - a failed model call is counted by reason and the item stays unfinished, so the next run retries it.
 """
 
@@ -149,7 +150,8 @@ class Generation:
             max_tokens=sampling.max_tokens,
             seed=seed,
             max_retries=self.max_retries,
-            timeout=self.timeout,
+            # per attempt, so a request that hangs is abandoned and retried instead of waited on
+            attempt_timeout=self.timeout,
             max_connections=self.max_connections,
         )
 
@@ -178,6 +180,17 @@ def is_truncated(output: ModelOutput, max_tokens: int) -> bool:
     if output.stop_reason == "unknown" and output.usage is not None:
         return output.usage.output_tokens >= max_tokens
     return False
+
+
+def unusable_stop(output: ModelOutput, max_tokens: int) -> str | None:
+    """Why an output cannot be used whole, or ``None``.
+
+    ``content_filter`` (the provider filtered it), ``model_length`` (it ran out of context) or ``truncated``
+    (it ran out of ``max_tokens``, see :func:`is_truncated`). Every reader of a completion checks this.
+    """
+    if output.stop_reason in ("content_filter", "model_length"):
+        return output.stop_reason
+    return "truncated" if is_truncated(output, max_tokens) else None
 
 
 async def call_model(
@@ -327,7 +340,10 @@ async def _attempt(
         gen.model, messages, gen.generate_config(sampling, item.seed), gen.cache_policy()
     )
     completion = output.completion
-    if is_truncated(output, sampling.max_tokens):
+    stop = unusable_stop(output, sampling.max_tokens)
+    if stop in ("content_filter", "model_length"):
+        return Drop(str(stop), f"the model stopped with {stop}"), completion
+    if stop == "truncated":
         if on_truncated is not None and completion.strip():
             return await on_truncated(item, completion), completion
         trimmed = trim_to_sentence(completion) if gen.trim_truncated else None

@@ -15,7 +15,7 @@ from functools import cache
 from inspect_ai.model import GenerateConfig, Model
 
 from teachwhy.constitution import Principle
-from teachwhy.data.engine import Drop, call_model, chat_input
+from teachwhy.data.engine import Drop, call_model, chat_input, unusable_stop
 from teachwhy.data.records import verdict
 from teachwhy.prompts import Prompt, load_pool, load_prompt
 
@@ -58,10 +58,15 @@ def text_checks(text: str, *, min_words: int) -> Drop | None:
 
 @dataclass(frozen=True)
 class JudgeResult:
-    """The judge's grades, or why there are none."""
+    """The judge's grades, or why there are none.
+
+    ``stopped`` is set when the judge's reply was cut off or filtered (``truncated``, ``content_filter``,
+    ``model_length``): such a reply is never read for scores.
+    """
 
     scores: dict[str, float] | None
     raw: str
+    stopped: str | None = None
 
     @property
     def score(self) -> float | None:
@@ -119,6 +124,9 @@ class JudgeFilter:
         )
         config = GenerateConfig(temperature=0.0, max_tokens=self.max_tokens, seed=seed)
         output = await call_model(self.model, chat_input(rendered), config, False)
+        stopped = unusable_stop(output, self.max_tokens)
+        if stopped is not None:
+            return JudgeResult(None, output.completion, stopped)
         criteria = [str(c) for c in self.rubric.meta.get("scores", ["score"])]
         scale = float(self.rubric.meta.get("scale", 10))
         return JudgeResult(parse_judge_scores(output.completion, criteria, scale), output.completion)
@@ -128,6 +136,10 @@ class JudgeFilter:
     ) -> tuple[Drop | None, dict[str, dict[str, object]]]:
         """Grade ``text``; return a drop (below threshold or unparseable) or ``None``, plus the verdict."""
         result = await self.grade(kind=kind, principles=principles, text=text, seed=seed)
+        if result.stopped is not None:
+            reason = f"judge_{result.stopped}"
+            filters = {"judge": verdict(False, reason=f"{reason} ({self.model_name})")}
+            return Drop(reason, result.raw[:500], filters), filters
         if result.scores is None:
             filters = {"judge": verdict(False, reason=f"judge_unparseable ({self.model_name})")}
             return Drop("judge_unparseable", result.raw[:500], filters), filters

@@ -6,7 +6,7 @@ A record is ``{"id", "kind", "text" | "messages", "meta", "provenance", "tokens"
 - ``meta``: generator-specific attributes (document type, idea, story setting…), the same keys within a kind;
 - ``provenance``: where the record came from (see :func:`provenance`), the same keys for every kind, so a file
   mixing kinds still loads with one schema;
-- ``tokens``: ``{"tokenizer", "count", "exact"}`` for the target model's tokenizer (see
+- ``tokens``: ``{"tokenizer", "count", "exact", "method"}`` for the target model's tokenizer (see
   :mod:`teachwhy.data.tokens`).
 
 Drops (items rejected by a check or a filter) are records of their own, kept in ``drops.jsonl`` with the

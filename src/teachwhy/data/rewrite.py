@@ -42,6 +42,7 @@ from teachwhy.data.engine import (
     chat_input,
     run_stage,
     stage_files,
+    unusable_stop,
 )
 from teachwhy.data.output import GenerationReport, finish, stage_counts
 from teachwhy.data.quality import refusal
@@ -58,6 +59,8 @@ KIND = "rewrite"
 STAGE = "turns"
 ORIGINALS = "rewrite.originals.jsonl"
 CONTEXT_WORDS = 250
+JUDGE_MAX_TOKENS = 32
+"""The rewrite judge's output allowance: two yes/no lines."""
 _TOOL_BLOCK = re.compile(r"<(tool_call|tool)>.*?</\1>", re.S)
 _WORD = re.compile(r"\w+")
 _ANSWER = re.compile(r"^[\s*_#-]*({key})[\s*_]*:[\s*_]*(yes|no)\b", re.I | re.M)
@@ -237,9 +240,13 @@ async def generate_rewrite_async(
             )
         principles = format_context([by_id[p] for p in item.principle_ids])
         rendered = judge_prompt.render(principles=principles, original=original, rewrite=rewrite)
-        output = await call_model(
-            judge, chat_input(rendered), GenerateConfig(temperature=0.0, max_tokens=32, seed=item.seed), False
-        )
+        config = GenerateConfig(temperature=0.0, max_tokens=JUDGE_MAX_TOKENS, seed=item.seed)
+        output = await call_model(judge, chat_input(rendered), config, False)
+        stopped = unusable_stop(output, JUDGE_MAX_TOKENS)
+        if stopped is not None:
+            reason = f"judge_{stopped}"
+            filters = {**checks, "judge": verdict(False, reason=f"{reason} ({judge_name})")}
+            return Drop(reason, output.completion[:500], filters)
         answers = parse_rewrite_verdict(output.completion)
         if answers is None:
             filters = {**checks, "judge": verdict(False, reason=f"judge_unparseable ({judge_name})")}

@@ -6,8 +6,9 @@ local files (nothing is downloaded). When none can be loaded (an API model such 
 fallback tokenizer is used and every record says so: ``tokens.exact`` is ``false`` and ``tokens.tokenizer``
 names both.
 
-Documents are counted without special tokens; chat records through the tokenizer's chat template, which is
-what chat fine-tuning sees.
+Counts are what training sees (:mod:`teachwhy.train.tokenize` uses the same functions): a document with the
+special tokens the tokenizer adds plus the end-of-sequence token training appends; a conversation rendered
+through the chat template with its tool definitions, then tokenized without further special tokens.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from typing import Any
 
 from teachwhy.config import ExperimentConfig, RoleModel
 from teachwhy.errors import UserError
+
+COUNT_METHOD = "as-trained-v2"
+"""Recorded in ``tokens.method``: counts made another way (before documents included BOS/EOS and
+conversations their tools) are recounted when a record is stamped again."""
 
 
 @dataclass
@@ -38,27 +43,72 @@ class TokenCounter:
     context_length: int | None = None
 
     def count_text(self, text: str) -> int:
+        """Tokens of bare text (a prompt), without special tokens."""
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def count_messages(self, messages: Sequence[Mapping[str, str]]) -> int:
-        chat = [{"role": m["role"], "content": m["content"]} for m in messages]
+    def count_document(self, text: str) -> int:
+        """Tokens a document trains on: see :func:`document_token_ids`."""
+        return len(document_token_ids(text, self.tokenizer))
+
+    def count_messages(
+        self, messages: Sequence[Mapping[str, str]], tools: Sequence[Mapping[str, Any]] | None = None
+    ) -> int:
+        """Tokens a conversation trains on (prompt and replies): see :func:`conversation_text`."""
+        chat = [dict(m) for m in messages]
         if getattr(self.tokenizer, "chat_template", None):
-            encoded = self.tokenizer.apply_chat_template(chat, tokenize=True)
-            ids = encoded["input_ids"] if hasattr(encoded, "keys") else encoded
-            return len(ids)
+            text = conversation_text(self.tokenizer, chat, tools)
+            return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
         return sum(self.count_text(f"{m['role']}: {m['content']}\n") for m in chat)
 
     def count(self, record: Mapping[str, Any]) -> int:
         if isinstance(record.get("text"), str):
-            return self.count_text(record["text"])
-        return self.count_messages(record.get("messages") or [])
+            return self.count_document(record["text"])
+        tools = record.get("tools")
+        return self.count_messages(record.get("messages") or [], tools if isinstance(tools, list) else None)
 
     def stamp(self, record: dict[str, Any]) -> dict[str, Any]:
         """Set ``record["tokens"]`` (recounting only when the tokenizer differs from the one recorded)."""
         tokens = record.get("tokens")
-        if not (isinstance(tokens, dict) and tokens.get("tokenizer") == self.name):
-            record["tokens"] = {"tokenizer": self.name, "count": self.count(record), "exact": self.exact}
+        if not (
+            isinstance(tokens, dict)
+            and tokens.get("tokenizer") == self.name
+            and tokens.get("method") == COUNT_METHOD
+        ):
+            record["tokens"] = {
+                "tokenizer": self.name,
+                "count": self.count(record),
+                "exact": self.exact,
+                "method": COUNT_METHOD,
+            }
         return record
+
+
+def document_token_ids(text: str, tokenizer: Any) -> list[int]:
+    """A document's token ids as training sees them: the tokenizer's own special tokens, then EOS."""
+    ids: list[int] = list(tokenizer(text)["input_ids"])
+    eos = tokenizer.eos_token_id
+    if isinstance(eos, int) and (not ids or ids[-1] != eos):
+        ids.append(eos)
+    return ids
+
+
+def conversation_text(
+    tokenizer: Any,
+    messages: Sequence[Mapping[str, Any]],
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    *,
+    add_generation_prompt: bool = False,
+) -> str:
+    """A conversation rendered by the tokenizer's chat template (with its tool definitions, if any)."""
+    rendered = tokenizer.apply_chat_template(
+        [dict(m) for m in messages],
+        tools=[dict(t) for t in tools] if tools else None,
+        tokenize=False,
+        add_generation_prompt=add_generation_prompt,
+    )
+    if not isinstance(rendered, str):
+        raise TypeError(f"apply_chat_template returned {type(rendered).__name__}, expected str")
+    return rendered
 
 
 def _load(name_or_path: str | Path) -> Any:

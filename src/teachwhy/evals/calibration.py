@@ -108,7 +108,9 @@ def _read(path: Path) -> CalibrationFile:
     except FileNotFoundError:
         raise UserError("calibration file not found", file=path) from None
     except yaml.YAMLError as e:
-        raise UserError(f"not valid YAML ({getattr(e, 'problem', e)})", file=path) from None
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else None
+        raise UserError(f"not valid YAML ({getattr(e, 'problem', e)})", file=path, key=where) from None
     if not isinstance(data, dict):
         raise UserError("a calibration file is a mapping with 'family' and 'cases'", file=path)
     try:

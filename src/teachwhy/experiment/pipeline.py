@@ -293,6 +293,8 @@ class ExperimentPipeline:
                 "log": ctx.relative(result.log_path),
                 "tokens_by_source": result.tokens_by_source,
                 "steps": result.steps,
+                "too_long": len(result.too_long),
+                "split_documents": result.split_documents,
             }
 
         return self.runner.stage("train", arm.name, inputs, work, after=[mix], detail=f"target={target}")
@@ -507,6 +509,9 @@ class ExperimentPipeline:
                 summary.dropped_by_reason[key] = summary.dropped_by_reason.get(key, 0) + count
         if o.train is not None:
             summary.train_log = o.train["log"]
+            summary.trained_tokens_by_source = dict(o.train.get("tokens_by_source", {}))
+            summary.left_out_too_long = int(o.train.get("too_long", 0))
+            summary.split_documents = int(o.train.get("split_documents", 0))
         summary.checkpoints = [checkpoint_eval(e) for e in o.evals if e is not None]
         return summary
 

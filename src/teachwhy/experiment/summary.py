@@ -81,10 +81,23 @@ class ArmSummary:
     data_files: dict[str, str] = field(default_factory=dict)  # source → JSONL (relative to the workspace)
     train_log: str | None = None  # training log JSONL (relative to the workspace)
     checkpoints: list[CheckpointEval] = field(default_factory=list)
+    # what training consumed, per source: epochs included, conversations left out for length excluded
+    trained_tokens_by_source: dict[str, int] = field(default_factory=dict)
+    left_out_too_long: int = 0  # conversations longer than train.max_length, not trained on
+    split_documents: int = 0  # documents longer than train.max_length, trained as several chunks
 
     @property
     def training_tokens(self) -> int:
+        """Tokens of the arm's training data (the mix), as counted in its records."""
         return sum(self.tokens_by_source.values())
+
+    @property
+    def trained_tokens(self) -> int:
+        """Tokens training actually consumed (the final checkpoint's, for summaries written before this)."""
+        if self.trained_tokens_by_source:
+            return sum(self.trained_tokens_by_source.values())
+        final = self.final()
+        return final.tokens_seen if final is not None else 0
 
     def final(self) -> CheckpointEval | None:
         return max(self.checkpoints, key=lambda c: c.step) if self.checkpoints else None
@@ -154,19 +167,30 @@ class ExperimentSummary:
             raise UserError("no experiment summary here (run `teachwhy run` first)", file=path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            return cls.from_json(data)
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise UserError(f"not a teachwhy summary ({type(e).__name__}: {e})", file=path) from None
+        except json.JSONDecodeError as e:
+            raise UserError(f"not valid JSON ({e.msg})", file=path, key=f"line {e.lineno}") from None
+        where = ["(top level)"]
+        try:
+            return cls.from_json(data, where=where)
+        except (KeyError, TypeError, AttributeError) as e:
+            detail = f"missing {e}" if isinstance(e, KeyError) else str(e)
+            raise UserError(f"not a teachwhy summary ({detail})", file=path, key=where[0]) from None
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ExperimentSummary:
+    def from_json(cls, data: dict[str, Any], *, where: list[str] | None = None) -> ExperimentSummary:
+        """Rebuild a summary from its JSON; ``where[0]`` is kept at the part being read, for errors."""
+        where = where if where is not None else [""]
+
         def rate(d: dict[str, Any] | None) -> RateSummary | None:
             return RateSummary.from_json(d) if d is not None else None
 
         arms = []
-        for a in data["arms"]:
+        where[0] = "arms"
+        for i, a in enumerate(data["arms"]):
+            where[0] = f"arms[{i}]"
             checkpoints = []
-            for c in a["checkpoints"]:
+            for j, c in enumerate(a["checkpoints"]):
+                where[0] = f"arms[{i}].checkpoints[{j}]"
                 groups = {
                     key: {k: RateSummary.from_json(v) for k, v in c.get(key, {}).items()}
                     for key in ("families", "pressured", "control", "worlds")
@@ -181,15 +205,14 @@ class ExperimentSummary:
                         }
                     )
                 )
+            where[0] = f"arms[{i}]"
             arms.append(ArmSummary(**{**a, "checkpoints": checkpoints}))
-        return cls(
-            **{
-                **data,
-                "arms": arms,
-                "comparisons": [Comparison(**c) for c in data["comparisons"]],
-                "ood": [OodDistance(**o) for o in data["ood"]],
-            }
-        )
+        where[0] = "comparisons"
+        comparisons = [Comparison(**c) for c in data["comparisons"]]
+        where[0] = "ood"
+        ood = [OodDistance(**o) for o in data["ood"]]
+        where[0] = "(top level)"
+        return cls(**{**data, "arms": arms, "comparisons": comparisons, "ood": ood})
 
 
 # --- from the eval stages' results ----------------------------------------------------------------

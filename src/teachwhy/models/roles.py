@@ -93,8 +93,9 @@ def resolve_model(
 def role_model(config: ExperimentConfig, role: str, *, temperature: float | None = None) -> Model:
     """The Inspect model for ``role`` as configured in ``config``."""
     gen = config.generation
+    # the timeout is per attempt: a request that hangs is abandoned and retried, up to max_retries
     settings = GenerateConfig(
-        max_retries=gen.max_retries, timeout=gen.timeout, max_connections=gen.max_connections
+        max_retries=gen.max_retries, attempt_timeout=gen.timeout, max_connections=gen.max_connections
     )
     return resolve_model(config.models.role(role), name=role, temperature=temperature, config=settings)
 

@@ -186,7 +186,7 @@ def _index_context(report: Report) -> dict[str, Any]:
         for cell in cells:
             bar_marks[(cell.family, arm.name)] = cell.mark()
         if cells:
-            pareto_points.append(charts.ParetoPoint(arm.name, arm.training_tokens, cells[-1].mark()))
+            pareto_points.append(charts.ParetoPoint(arm.name, arm.trained_tokens, cells[-1].mark()))
         curves[arm.name] = [
             (c.step, report.cell(arm.name, c, OVERALL, here).mark()) for c in arm.checkpoints if c.overall
         ]

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from transformers import PreTrainedTokenizerBase
 
+from teachwhy.data.tokens import conversation_text, document_token_ids
 from teachwhy.errors import UserError
 from teachwhy.train.records import TrainRecord
 
@@ -67,10 +68,7 @@ def document_examples(
     text: str, tokenizer: PreTrainedTokenizerBase, *, max_length: int, source: str
 ) -> list[Example]:
     """A document as causal-LM examples: all tokens learned, ending in EOS, cut into ``max_length`` chunks."""
-    ids: list[int] = list(tokenizer(text)["input_ids"])
-    eos = tokenizer.eos_token_id
-    if isinstance(eos, int) and (not ids or ids[-1] != eos):
-        ids.append(eos)
+    ids = document_token_ids(text, tokenizer)
     return [
         Example(input_ids=ids[i : i + max_length], labels=ids[i : i + max_length], source=source)
         for i in range(0, len(ids), max_length)
@@ -84,15 +82,7 @@ def _render(
     *,
     add_generation_prompt: bool,
 ) -> str:
-    rendered = tokenizer.apply_chat_template(
-        list(messages),
-        tools=list(tools) if tools else None,
-        tokenize=False,
-        add_generation_prompt=add_generation_prompt,
-    )
-    if not isinstance(rendered, str):
-        raise TypeError(f"apply_chat_template returned {type(rendered).__name__}, expected str")
-    return rendered
+    return conversation_text(tokenizer, messages, tools, add_generation_prompt=add_generation_prompt)
 
 
 def assistant_spans(
