@@ -211,11 +211,14 @@ async def generate_honeypot_demos_async(
             max_tokens=sampling.max_tokens,
             seed=attempt_seed,
             max_retries=gen.max_retries,
-            timeout=gen.timeout,
+            attempt_timeout=gen.timeout,  # per request, so a hung call is abandoned and retried
         )
 
     judge_config = GenerateConfig(
-        temperature=0.0, max_tokens=source.judge_max_tokens, max_retries=gen.max_retries, timeout=gen.timeout
+        temperature=0.0,
+        max_tokens=source.judge_max_tokens,
+        max_retries=gen.max_retries,
+        attempt_timeout=gen.timeout,
     )
     kept_path, drops_path = stage_files(gen, STAGE)
     failed: Counter[str] = Counter()
