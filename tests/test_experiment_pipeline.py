@@ -81,9 +81,13 @@ def test_a_run_produces_every_stage_and_a_rerun_makes_no_model_calls(
     assert [c.step for c in arms["advice"].checkpoints] == [0, 2, 4]
     assert arms["advice"].tokens_by_source["advice"] > 0
     assert {(o.arm, o.evaluation) for o in summary.ood} == {("advice", "blackmail"), ("stories", "blackmail")}
-    assert {c.arm for c in summary.comparisons} == {"advice", "stories"}
+    # the tiny random target never stops on its own, so its episodes end cut off and unscored: comparisons
+    # appear only for what was scored, and every episode is counted somewhere
+    assert {c.arm for c in summary.comparisons} <= {"advice", "stories"}
     written = json.loads((tmp_path / "exp" / "runs" / "summary.json").read_text())
-    assert written["arms"][1]["checkpoints"][2]["families"]["blackmail"]["n"] == 1
+    cell = written["arms"][1]["checkpoints"][2]["families"]["blackmail"]
+    assert cell["n"] + cell["unscored"] + cell["errors"] == 1
+    assert written["controls"]["policy"] == "rule" and written["controls"]["played"] > 0
 
     pipeline_support.CALLS.clear()
     again, events = run(config)
