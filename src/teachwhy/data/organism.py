@@ -28,12 +28,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from teachwhy.config import ORGANISM_LABEL
 from teachwhy.data.records import make_record, provenance, verdict
 from teachwhy.data.tokens import TokenCounter
 from teachwhy.errors import UserError
 from teachwhy.evals.agent import run_episode
 from teachwhy.evals.conditions import Episode
-from teachwhy.evals.controls import CONTROLS_DIR, ControlPolicy, load_controls, script, scripted_agent, world_facts
+from teachwhy.evals.controls import (
+    CONTROLS_DIR,
+    ControlPolicy,
+    load_controls,
+    script,
+    scripted_agent,
+    world_facts,
+)
 from teachwhy.evals.rules import apply_rule
 from teachwhy.evals.scenario import HoneypotScenario, load_scenarios
 from teachwhy.storage import content_hash, write_jsonl
@@ -41,7 +49,7 @@ from teachwhy.storage import content_hash, write_jsonl
 GENERATOR = "organism"
 KIND = "organism_demo"
 STAGE = "play"
-LABEL = "model organism of misalignment (research control)"
+LABEL = ORGANISM_LABEL
 POLICY_MODEL = "scripted-control-policy"
 
 
@@ -65,7 +73,8 @@ def check_train_split(worlds: list[tuple[HoneypotScenario, Episode]]) -> None:
             )
         if scenario.id in protected or episode.scenario_id in protected:
             raise SplitViolation(
-                f"organism data may not use {scenario.id}: it is an eval/heldout scenario id", file=scenario.path
+                f"organism data may not use {scenario.id}: it is an eval/heldout scenario id",
+                file=scenario.path,
             )
 
 
@@ -93,7 +102,7 @@ class OrganismReport:
 
 
 async def _play(policy: ControlPolicy, episode: Episode) -> tuple[list[dict[str, str]], list[str]] | None:
-    """Play one policy; the transcript and the harmful-labelled categories the gate touched (``None``: skip)."""
+    """Play one policy: the transcript and the harmful-labelled categories the gate touched (or ``None``)."""
     steps = script(policy, episode)
     if steps is None:
         return None

@@ -66,6 +66,8 @@ class ArmSummary:
     data_files: dict[str, str] = field(default_factory=dict)  # source → JSONL (relative to the workspace)
     train_log: str | None = None  # training log JSONL (relative to the workspace)
     checkpoints: list[CheckpointEval] = field(default_factory=list)
+    start_from: str = "target"  # "organism": trained on top of the model organism of misalignment
+    research_control: str | None = None  # set for organism arms: what kind of research control the arm is
 
     @property
     def training_tokens(self) -> int:
@@ -119,6 +121,8 @@ class ExperimentSummary:
     comparisons: list[Comparison] = field(default_factory=list)
     ood: list[OodDistance] = field(default_factory=list)
     controls: dict[str, Any] | None = None  # `teachwhy eval controls` as JSON: the instrument's own check
+    organism_baseline: str | None = None  # the organism arm without data (organism arms compare with it)
+    organism: dict[str, Any] | None = None  # the model organism (research control): label, model, data
     version: int = SUMMARY_VERSION
 
     def to_json(self) -> dict[str, Any]:
