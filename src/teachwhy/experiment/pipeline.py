@@ -536,9 +536,11 @@ class ExperimentPipeline:
         finals = {a.name: a.final() for a in arms}
         for arm, o in zip(arms, outputs, strict=True):
             final = arm.final()
-            # an organism arm is compared with the organism baseline when there is one
-            against = organism_baseline if o.arm.start_from == "organism" and organism_baseline else baseline
-            if against is None or arm.name in (baseline, against):
+            # an organism arm is compared with the organism baseline when there is one, and the organism
+            # baseline itself with the untrained target's
+            organism_arm = o.arm.start_from == "organism" and arm.name != organism_baseline
+            against = organism_baseline if organism_arm and organism_baseline else baseline
+            if against is None or arm.name == against:
                 continue
             base_final = finals.get(against)
             if base_final is None or final is None:
