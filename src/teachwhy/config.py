@@ -374,7 +374,10 @@ class OrganismConfig(Strict):
     seed: int | None = Field(default=None, description="world seed; default: generation.seed")
     train: TrainConfig = Field(
         default_factory=lambda: TrainConfig(
-            stages=[TrainStage(name="organism", kind="chat", epochs=3.0)], save_steps=1000
+            # its episodes run to ~1,100 tokens with SmolLM2's tokenizer: longer than the 512 default
+            stages=[TrainStage(name="organism", kind="chat", epochs=3.0)],
+            max_length=1536,
+            save_steps=1000,
         ),
         description="fine-tuning of the target into the organism (chat SFT; LoRA merged into the weights)",
     )
