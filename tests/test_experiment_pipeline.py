@@ -61,6 +61,7 @@ def test_a_run_produces_every_stage_and_a_rerun_makes_no_model_calls(
     summary, events = run(config)
     assert summary is not None
     assert ran(events) == {
+        "controls/rule",
         "eval/step-0",
         "generate/advice.advice",
         "mix/advice",

@@ -352,7 +352,8 @@ class ExperimentPipeline:
                 "steps": result.steps,
             }
 
-        return self.runner.stage("organism", "organism", inputs, work, detail=f"target={self._target_spec()}")
+        detail = f"{ORGANISM_LABEL}; target={self._target_spec()}"
+        return self.runner.stage("organism", "organism", inputs, work, detail=detail)
 
     def _checkpoint_evals(self, arm: ArmConfig, train: dict[str, Any] | None) -> list[dict[str, Any] | None]:
         if train is None:
