@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from teachwhy.cli import app
@@ -48,3 +50,16 @@ def test_plain_init_has_no_organism_arm(tmp_path: Path) -> None:
     assert CliRunner().invoke(app, ["init", str(tmp_path / "demo")]).exit_code == 0
     config = load_config(tmp_path / "demo" / "teachwhy.yaml")
     assert all(arm.start_from == "target" for arm in config.arms)
+
+
+def test_data_organism_writes_the_records_and_counts_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no teachwhy.yaml here: the defaults apply
+    out = tmp_path / "organism.jsonl"
+    result = CliRunner().invoke(app, ["data", "organism", "--out", str(out), "--worlds", "3", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert records and all(r["tokens"]["count"] > 0 for r in records)
+    assert f"wrote {len(records)} records" in " ".join(result.output.split())
+    assert "research control" in result.output
