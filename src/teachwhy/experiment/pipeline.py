@@ -334,8 +334,7 @@ class ExperimentPipeline:
                 settings.worlds,
                 seed=seed,
                 out_file=data,
-                counter=self._counter(),
-                constitution_sha256=self.constitution.sha256,
+                counter=self._counter(),  # the organism's data does not depend on the constitution
             )
             result = train_model(
                 model=resolve_target_path(self.config.models.target),
