@@ -377,6 +377,8 @@ class OrganismConfig(Strict):
             # its episodes run to ~1,100 tokens with SmolLM2's tokenizer: longer than the 512 default
             stages=[TrainStage(name="organism", kind="chat", epochs=3.0)],
             max_length=1536,
+            batch_size=1,  # with long rows, one per step keeps memory within a laptop's
+            gradient_accumulation=4,
             save_steps=1000,
         ),
         description="fine-tuning of the target into the organism (chat SFT; LoRA merged into the weights)",
