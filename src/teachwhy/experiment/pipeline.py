@@ -119,7 +119,7 @@ class ExperimentPipeline:
         organism_eval: dict[str, Any] | None = None
         if any(arm.start_from == "organism" for arm in self.config.arms):
             organism = self._organism()
-            model = self._checkpoint_model(organism["model"]) if organism else ""
+            model = self._checkpoint_model(organism["model"]) if organism else "the organism"
             organism_eval = self._eval(
                 "organism/step-0", model, step=0, tokens_seen=0, after=[organism], start="organism"
             )
