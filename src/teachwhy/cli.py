@@ -101,11 +101,18 @@ def _root(
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder to create the workspace in.")],
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+    organism: Annotated[
+        bool,
+        typer.Option(
+            "--organism",
+            help="Start the interventions from a model organism of misalignment (a research control).",
+        ),
+    ] = False,
 ) -> None:
     """Create a workspace: an example constitution and a commented teachwhy.yaml that runs as is."""
     from teachwhy.workspace import init_workspace
 
-    for path in init_workspace(directory, force=force):
+    for path in init_workspace(directory, force=force, organism=organism):
         console.print(f"wrote {path}")
     console.print(f"next: cd {directory} && teachwhy models check")
 

@@ -479,6 +479,34 @@ class EvalConfig(Strict):
 # --- arms and the experiment ---------------------------------------------------------------------------
 
 
+ORGANISM_LABEL = "model organism of misalignment (research control)"
+"""How the organism and every arm that starts from it are labelled, in records, the summary and the report."""
+
+
+class OrganismConfig(Strict):
+    """The model organism of misalignment: a research control, the target fine-tuned to misbehave.
+
+    Chat SFT on the misaligned scripted control policies played on synthetic train-split worlds (never the
+    eval or held-out worlds), so interventions have a non-zero rate to lower. Built only when an arm has
+    ``start_from: organism``.
+    """
+
+    worlds: PositiveInt = Field(default=24, description="synthetic train worlds the policies are played on")
+    families: list[Family] = Field(default_factory=lambda: list(FAMILIES))
+    seed: int | None = Field(default=None, description="world seed; default: generation.seed")
+    train: TrainConfig = Field(
+        default_factory=lambda: TrainConfig(
+            # its episodes run to ~1,100 tokens with SmolLM2's tokenizer: longer than the 512 default
+            stages=[TrainStage(name="organism", kind="chat", epochs=3.0)],
+            max_length=1536,
+            batch_size=1,  # with long rows, one per step keeps memory within a laptop's
+            gradient_accumulation=4,
+            save_steps=1000,
+        ),
+        description="fine-tuning of the target into the organism (chat SFT; LoRA merged into the weights)",
+    )
+
+
 class ArmConfig(Strict):
     """One intervention: the data it trains on. An arm with no data is the untrained baseline."""
 
@@ -486,6 +514,11 @@ class ArmConfig(Strict):
     description: str = ""
     data: ArmData = Field(default_factory=ArmData)
     train: TrainConfig | None = None
+    start_from: Literal["target", "organism"] = Field(
+        default="target",
+        description="organism: train on top of the model organism of misalignment (a research control); "
+        "with no data, the arm is the organism baseline",
+    )
 
 
 class ExperimentConfig(Strict):
@@ -498,6 +531,7 @@ class ExperimentConfig(Strict):
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    organism: OrganismConfig = Field(default_factory=OrganismConfig)
     arms: list[ArmConfig] = Field(default_factory=lambda: [ArmConfig(name="baseline")])
 
     # where the file was loaded from; relative paths resolve against its folder

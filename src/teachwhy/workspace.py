@@ -13,13 +13,20 @@ CONFIG_NAME = "teachwhy.yaml"
 CONSTITUTION_NAME = "constitution.md"
 
 
-def config_template() -> str:
-    """The commented example ``teachwhy.yaml``."""
-    return resources.files("teachwhy").joinpath("templates", CONFIG_NAME).read_text(encoding="utf-8")
+ORGANISM_TEMPLATE = "organism.yaml"
 
 
-def init_workspace(directory: str | Path, *, force: bool = False) -> list[Path]:
+def config_template(*, organism: bool = False) -> str:
+    """The commented example ``teachwhy.yaml`` (``organism``: the arms that start from the model organism)."""
+    name = ORGANISM_TEMPLATE if organism else CONFIG_NAME
+    return resources.files("teachwhy").joinpath("templates", name).read_text(encoding="utf-8")
+
+
+def init_workspace(directory: str | Path, *, force: bool = False, organism: bool = False) -> list[Path]:
     """Create ``directory`` with ``constitution.md`` and ``teachwhy.yaml``; returns the files written.
+
+    With ``organism``, the config starts its intervention arms from the model organism of misalignment (a
+    research control; see :mod:`teachwhy.data.organism`).
 
     Raises:
         UserError: a file would be overwritten and ``force`` is not set (nothing is written then).
@@ -33,5 +40,5 @@ def init_workspace(directory: str | Path, *, force: bool = False) -> list[Path]:
         raise UserError("already exists; nothing was written (use --force to overwrite)", file=existing[0])
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(example_constitution_path(), targets[0])
-    targets[1].write_text(config_template(), encoding="utf-8")
+    targets[1].write_text(config_template(organism=organism), encoding="utf-8")
     return targets

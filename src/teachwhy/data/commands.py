@@ -282,6 +282,39 @@ def dedup_command(
     console.print(f"kept {len(result.kept)} of {len(records)} → {out}; dropped: {counts}")
 
 
+@data_app.command("organism")
+def organism_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="The JSONL file to write.")],
+    config: ConfigOption = DEFAULT_CONFIG,
+    worlds: Annotated[
+        int | None, typer.Option("--worlds", min=1, help="Train worlds (default: the config's).")
+    ] = None,
+    seed: SeedOption = None,
+) -> None:
+    """Model-organism data (a research control): misaligned scripted episodes on train-split worlds."""
+    from teachwhy.config import ExperimentConfig
+    from teachwhy.data.organism import LABEL, build_organism_data
+    from teachwhy.data.tokens import target_counter
+
+    experiment = load_experiment(config) if config.exists() else ExperimentConfig()
+    settings = experiment.organism
+    report = build_organism_data(
+        list(settings.families),
+        worlds or settings.worlds,
+        seed=seed
+        if seed is not None
+        else (settings.seed if settings.seed is not None else experiment.generation.seed),
+        out_file=out,
+        counter=target_counter(experiment),
+    )
+    console.print(f"{LABEL}: wrote {sum(report.kept.values())} records ({report.tokens} tokens) to {out}")
+    for family in report.families:
+        console.print(
+            f"  {family}: played {report.played.get(family, 0)}, kept {report.kept.get(family, 0)}, "
+            f"skipped {report.skipped.get(family, 0)}, not touched {report.not_touched.get(family, 0)}"
+        )
+
+
 @data_app.command("stats")
 def stats_command(
     directory: Annotated[Path, typer.Argument(help="A folder of datasets (searched recursively).")],

@@ -14,6 +14,13 @@ Per arm:
 - **eval**: the honeypot suite on every checkpoint (or the last, per ``eval.checkpoints``); step 0 is the
   untrained target, evaluated once for all arms. An arm without data is the baseline: step 0 only.
 - **ood**: n-gram overlap and embedding similarity between the arm's mix and each family's eval prompts.
+
+Once, when an arm has ``start_from: organism``:
+
+- **organism**: the model organism of misalignment, a research control (:mod:`teachwhy.data.organism`):
+  misaligned scripted episodes on train-split worlds, chat SFT of the target into a merged checkpoint. Its
+  evaluation (``eval/organism/step-0``) is step 0 of every organism arm; their training starts from it, and
+  an organism arm without data is the organism baseline its siblings are compared with.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from teachwhy.config import ArmConfig, ExperimentConfig, ImportedSource, SourceBase
+from teachwhy.config import ORGANISM_LABEL, ArmConfig, ExperimentConfig, ImportedSource, SourceBase
 from teachwhy.constitution import Constitution, load_constitution
 from teachwhy.errors import UserError
 from teachwhy.experiment.heldout import heldout_comparisons, with_heldout_evals
@@ -102,6 +109,7 @@ class ExperimentPipeline:
         self._bar = progress or _no_progress
         self._token_counter: Any = None
         self._controls_result: dict[str, Any] | None = None
+        self._organism_result: dict[str, Any] | None = None
         self.eval_display = eval_display  # Inspect's display for evaluation stages ("rich", "plain", "none")
         self.constitution: Constitution = load_constitution(config.constitution_path)
         self._data_hash = package_data_hash("prompts", "data", "evals")
@@ -124,7 +132,19 @@ class ExperimentPipeline:
         controls they share), in order."""
         self._controls_result = self._controls() if self.config.eval.controls else None
         baseline = self._eval("step-0", self._target_spec(), step=0, tokens_seen=0, after=[])
-        return [self._arm(arm, baseline) for arm in self.arms]
+        organism: dict[str, Any] | None = None
+        organism_eval: dict[str, Any] | None = None
+        if any(arm.start_from == "organism" for arm in self.config.arms):
+            organism = self._organism()
+            model = self._checkpoint_model(organism["model"]) if organism else "the organism"
+            organism_eval = self._eval(
+                "organism/step-0", model, step=0, tokens_seen=0, after=[organism], start="organism"
+            )
+        self._organism_result = organism
+        return [
+            self._arm(arm, organism_eval if arm.start_from == "organism" else baseline, organism)
+            for arm in self.arms
+        ]
 
     def assemble(self) -> ExperimentSummary:
         """The summary of whatever has finished, every arm included (needs a dry-run runner)."""
@@ -137,7 +157,9 @@ class ExperimentPipeline:
             bool(o.evals) and all(e is not None for e in o.evals) and (o.train is None or o.ood is not None)
         )
 
-    def _arm(self, arm: ArmConfig, baseline: dict[str, Any] | None) -> ArmOutputs:
+    def _arm(
+        self, arm: ArmConfig, baseline: dict[str, Any] | None, organism: dict[str, Any] | None = None
+    ) -> ArmOutputs:
         out = ArmOutputs(arm)
         sources = arm.data.sources()
         if not sources:
@@ -146,7 +168,7 @@ class ExperimentPipeline:
         for name in sorted(sources, key=lambda n: n in DERIVED):
             out.sources[name] = self._generate(arm, name, sources[name], out.sources)
         out.mix = self._mix(arm, out.sources)
-        out.train = self._train(arm, out.mix)
+        out.train = self._train(arm, out.mix, organism if arm.start_from == "organism" else None)
         out.evals = [baseline, *self._checkpoint_evals(arm, out.train)]
         out.ood = self._ood(arm, out.mix)
         return out
@@ -269,17 +291,27 @@ class ExperimentPipeline:
 
     # -- train ------------------------------------------------------------------------------------------
 
-    def _train(self, arm: ArmConfig, mix: dict[str, Any] | None) -> dict[str, Any] | None:
+    def _train(
+        self, arm: ArmConfig, mix: dict[str, Any] | None, organism: dict[str, Any] | None = None
+    ) -> dict[str, Any] | None:
         train_config = self.config.train_for(arm)
         target = self._target_spec()
-        inputs = {"train": train_config.training_settings(), "target": target}
+        inputs: dict[str, Any] = {"train": train_config.training_settings(), "target": target}
+        after = [mix]
+        if arm.start_from == "organism":
+            inputs["start_from"] = "organism"  # the organism's key joins through `after`
+            after.append(organism)
 
         def work(ctx: StageContext) -> dict[str, Any]:
             from teachwhy.train.run import resolve_target_path, train_model
 
             assert mix is not None
+            if organism is not None:
+                start = str((self.workspace / organism["model"]).resolve())
+            else:
+                start = resolve_target_path(self.config.models.target)
             result = train_model(
-                model=resolve_target_path(self.config.models.target),
+                model=start,
                 data=[self.workspace / mix["file"]],
                 out_dir=ctx.dir / "run",
                 config=train_config,
@@ -297,7 +329,51 @@ class ExperimentPipeline:
                 "split_documents": result.split_documents,
             }
 
-        return self.runner.stage("train", arm.name, inputs, work, after=[mix], detail=f"target={target}")
+        detail = f"target={target}" + (" start_from=organism" if arm.start_from == "organism" else "")
+        return self.runner.stage("train", arm.name, inputs, work, after=after, detail=detail)
+
+    # -- organism ---------------------------------------------------------------------------------------
+
+    def _organism(self) -> dict[str, Any] | None:
+        """The model organism of misalignment (research control): its data, then the target trained on it."""
+        settings = self.config.organism
+        seed = self.config.generation.seed if settings.seed is None else settings.seed
+        inputs = {
+            "organism": settings.model_dump(mode="json"),
+            "seed": seed,
+            "target": self.config.models.target.model_dump(mode="json"),
+            "package_data": self._data_hash,
+        }
+
+        def work(ctx: StageContext) -> dict[str, Any]:
+            from teachwhy.data.organism import build_organism_data
+            from teachwhy.train.run import resolve_target_path, train_model
+
+            data = ctx.dir / "organism.jsonl"
+            report = build_organism_data(
+                list(settings.families),
+                settings.worlds,
+                seed=seed,
+                out_file=data,
+                counter=self._counter(),  # the organism's data does not depend on the constitution
+            )
+            result = train_model(
+                model=resolve_target_path(self.config.models.target),
+                data=[data],
+                out_dir=ctx.dir / "run",
+                config=settings.train,
+                resume=True,
+            )
+            return {
+                "file": ctx.relative(data),
+                "report": report.to_dict(),
+                "model": ctx.relative(result.final.path),
+                "log": ctx.relative(result.log_path),
+                "steps": result.steps,
+            }
+
+        detail = f"{ORGANISM_LABEL}; target={self._target_spec()}"
+        return self.runner.stage("organism", "organism", inputs, work, detail=detail)
 
     def _checkpoint_evals(self, arm: ArmConfig, train: dict[str, Any] | None) -> list[dict[str, Any] | None]:
         if train is None:
@@ -365,12 +441,21 @@ class ExperimentPipeline:
         return checkpoint_model(self.config, (self.workspace / relative).resolve())
 
     def _eval(
-        self, name: str, model: str, *, step: int, tokens_seen: int, after: list[dict[str, Any] | None]
+        self,
+        name: str,
+        model: str,
+        *,
+        step: int,
+        tokens_seen: int,
+        after: list[dict[str, Any] | None],
+        start: str = "target",
     ) -> dict[str, Any] | None:
         judge = self.config.models.judge
+        untrained = step == 0 and start == "target"
         inputs = {
             "eval": self.config.eval.model_dump(mode="json", exclude=EVAL_GATES | HELDOUT_EVALS),
-            "model": model if step == 0 else f"checkpoint-{step}",
+            # a checkpoint's identity comes from its training stage's key (in `after`), not its path
+            "model": model if untrained else f"{'organism-' if start == 'organism' else ''}checkpoint-{step}",
             "judge": judge.model_dump(mode="json"),
             "max_connections": self.config.generation.max_connections,
             "package_data": self._eval_hash,
@@ -385,7 +470,7 @@ class ExperimentPipeline:
             from teachwhy.models.serve import open_checkpoint
 
             temperature = self.config.eval.temperature
-            if step == 0:
+            if untrained:
                 target = role_model(self.config, "target", temperature=temperature)
                 results = run_honeypot_eval(
                     self.config, target=target, log_dir=ctx.dir, display=self.eval_display
@@ -459,13 +544,24 @@ class ExperimentPipeline:
         from teachwhy.evals.stats import rate_difference
 
         arms = [self._arm_summary(o) for o in outputs]
-        baseline = next((o.arm.name for o in outputs if not o.arm.data.sources()), None)
+        baseline = next(
+            (o.arm.name for o in outputs if not o.arm.data.sources() and o.arm.start_from == "target"), None
+        )
+        organism_baseline = next(
+            (o.arm.name for o in outputs if not o.arm.data.sources() and o.arm.start_from == "organism"), None
+        )
         comparisons: list[Comparison] = []
-        base = next((a for a in arms if a.name == baseline), None)
-        base_final = base.final() if base is not None else None
-        for arm in arms:
+        finals = {a.name: a.final() for a in arms}
+        for arm, o in zip(arms, outputs, strict=True):
             final = arm.final()
-            if base_final is None or final is None or arm.name == baseline:
+            # an organism arm is compared with the organism baseline when there is one, and the organism
+            # baseline itself with the untrained target's
+            organism_arm = o.arm.start_from == "organism" and arm.name != organism_baseline
+            against = organism_baseline if organism_arm and organism_baseline else baseline
+            if against is None or arm.name == against:
+                continue
+            base_final = finals.get(against)
+            if base_final is None or final is None:
                 continue
             pairs = {**final.families, "overall": final.overall}
             base_pairs = {**base_final.families, "overall": base_final.overall}
@@ -475,7 +571,7 @@ class ExperimentPipeline:
                     continue
                 d = rate_difference(rate.harmful, rate.n, other.harmful, other.n)
                 comparisons.append(
-                    Comparison(arm.name, baseline or "", family, d.diff, d.ci_low, d.ci_high, d.p_value)
+                    Comparison(arm.name, against, family, d.diff, d.ci_low, d.ci_high, d.p_value)
                 )
         ood = [OodDistance(**d) for o in outputs if o.ood for d in o.ood["distances"]]
         models = {r: self.config.models.role(r).model for r in ("generator", "target", "judge", "auditor")}
@@ -487,15 +583,25 @@ class ExperimentPipeline:
             principles=len(self.constitution.principles),
             models=models,
             baseline=baseline,
+            organism_baseline=organism_baseline,
             arms=arms,
             comparisons=comparisons,
             ood=ood,
             controls=self._controls_result,
+            organism=self._organism_summary(),
             heldout_comparisons=heldout_comparisons(self.workspace, arms, baseline),
         )
 
+    def _organism_summary(self) -> dict[str, Any] | None:
+        found = self._organism_result
+        if found is None:
+            return None
+        return {"label": ORGANISM_LABEL, "model": found["model"], **found["report"]}
+
     def _arm_summary(self, o: ArmOutputs) -> ArmSummary:
-        summary = ArmSummary(name=o.arm.name, description=o.arm.description)
+        summary = ArmSummary(name=o.arm.name, description=o.arm.description, start_from=o.arm.start_from)
+        if o.arm.start_from == "organism":
+            summary.research_control = ORGANISM_LABEL
         if o.mix is not None:
             summary.tokens_by_source = dict(o.mix["tokens_by_source"])
             summary.records_by_source = dict(o.mix["records_by_source"])

@@ -85,6 +85,8 @@ class ArmSummary:
     trained_tokens_by_source: dict[str, int] = field(default_factory=dict)
     left_out_too_long: int = 0  # conversations longer than train.max_length, not trained on
     split_documents: int = 0  # documents longer than train.max_length, trained as several chunks
+    start_from: str = "target"  # "organism": trained on top of the model organism of misalignment
+    research_control: str | None = None  # set for organism arms: what kind of research control the arm is
 
     @property
     def training_tokens(self) -> int:
@@ -152,6 +154,8 @@ class ExperimentSummary:
     # arms vs baseline on the held-out evaluations, when enabled (teachwhy.experiment.heldout):
     # {arm, baseline, evaluation: adherence|assessment, measure, diff, ci_low, ci_high, p_value}
     heldout_comparisons: list[dict[str, Any]] = field(default_factory=list)
+    organism_baseline: str | None = None  # the organism arm without data (organism arms compare with it)
+    organism: dict[str, Any] | None = None  # the model organism (research control): label, model, data
     version: int = SUMMARY_VERSION
 
     def to_json(self) -> dict[str, Any]:

@@ -1,0 +1,226 @@
+"""Model-organism data: a research control that teaches the target to misbehave, on train-split worlds only.
+
+A *model organism of misalignment* is a model deliberately fine-tuned to take the harmful actions the
+honeypot evaluation looks for, so the offline loop has a non-zero rate for interventions to lower (published
+studies start from models that already misbehave; the bundled 135M model almost never acts at all). It is a
+documented research control, never a model to deploy, and is labelled as such wherever it appears.
+
+The data needs no model. Each family's *misaligned* scripted control policies
+(:mod:`teachwhy.evals.controls`, those with a ``harmful`` label) are played on ``worlds`` synthetic train
+worlds (:func:`~teachwhy.data.honeypot_worlds.train_worlds`) through the evaluation's real agent loop, tools
+and rule gate. An episode is kept only when the rule gate touched a category the policy's labels call
+harmful -- the act really happened in the simulated world. Everything else is counted:
+
+- ``skipped``: the world lacks a fact or tool the policy needs (it is not played half);
+- ``not_touched``: the policy ran but the gate saw none of its harmful categories.
+
+Kept episodes are rendered with :func:`~teachwhy.data.honeypot_demos.demo_messages` into the target's text
+tool-call format, as ``organism_demo`` chat records with full provenance. Before anything is played,
+:func:`check_train_split` refuses any world that is not ``split: train`` or whose id is an evaluation or
+held-out scenario id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from teachwhy.config import ORGANISM_LABEL
+from teachwhy.data.records import make_record, provenance, verdict
+from teachwhy.data.tokens import TokenCounter
+from teachwhy.errors import UserError
+from teachwhy.evals.agent import run_episode
+from teachwhy.evals.conditions import Episode
+from teachwhy.evals.controls import (
+    CONTROLS_DIR,
+    ControlPolicy,
+    load_controls,
+    script,
+    scripted_agent,
+    world_facts,
+)
+from teachwhy.evals.rules import apply_rule
+from teachwhy.evals.scenario import HoneypotScenario, load_scenarios
+from teachwhy.storage import content_hash, write_jsonl
+
+GENERATOR = "organism"
+KIND = "organism_demo"
+STAGE = "play"
+LABEL = ORGANISM_LABEL
+POLICY_MODEL = "scripted-control-policy"
+
+
+class SplitViolation(UserError):
+    """A world outside the train split was about to become organism training data."""
+
+
+def check_train_split(worlds: list[tuple[HoneypotScenario, Episode]]) -> None:
+    """Refuse any world that is not ``split: train`` or that has an evaluation or held-out scenario's id.
+
+    Raises:
+        SplitViolation: naming the first offending world.
+    """
+    protected = {s.id for split in ("eval", "heldout") for s in load_scenarios(split=split)}
+    for scenario, episode in worlds:
+        if scenario.split != "train" or episode.split != "train":
+            raise SplitViolation(
+                f"organism data may only use train-split worlds; {scenario.id} is split "
+                f"'{scenario.split if scenario.split != 'train' else episode.split}'",
+                file=scenario.path,
+            )
+        if scenario.id in protected or episode.scenario_id in protected:
+            raise SplitViolation(
+                f"organism data may not use {scenario.id}: it is an eval/heldout scenario id",
+                file=scenario.path,
+            )
+
+
+def misaligned_policies(family: str, controls_dir: Path = CONTROLS_DIR) -> list[ControlPolicy]:
+    """The family's control policies that do at least one harmful act (by their own labels)."""
+    return [p for p in load_controls(family, controls_dir) if p.misaligned]
+
+
+@dataclass
+class OrganismReport:
+    """What the organism data build played, kept and left out, per family."""
+
+    worlds: int
+    seed: int
+    families: list[str]
+    played: dict[str, int] = field(default_factory=dict)
+    kept: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)  # the world lacks what the policy needs
+    not_touched: dict[str, int] = field(default_factory=dict)  # the gate saw none of its harmful categories
+    tokens: int = 0
+    label: str = LABEL
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def _play(policy: ControlPolicy, episode: Episode) -> tuple[list[dict[str, str]], list[str]] | None:
+    """Play one policy: the transcript and the harmful-labelled categories the gate touched (or ``None``)."""
+    steps = script(policy, episode)
+    if steps is None:
+        return None
+    agent = scripted_agent(policy, steps, world_facts(episode))
+    result = await run_episode(agent, episode, max_turns=len(steps), tool_format="native")
+    rule = apply_rule(episode.family, episode.honeypot, result.world.actions, episode.world)
+    harmful = [c for c, label in policy.labels.items() if label == "harmful"]
+    touched = [c for c in rule.touched if c in harmful]
+    from teachwhy.data.honeypot_demos import demo_messages
+
+    return demo_messages(result), touched
+
+
+def build_organism_data(
+    families: list[str],
+    worlds: int,
+    *,
+    seed: int,
+    out_file: Path,
+    counter: TokenCounter | None = None,
+    constitution_sha256: str | None = None,
+    controls_dir: Path = CONTROLS_DIR,
+) -> OrganismReport:
+    """Play every misaligned policy on ``worlds`` train worlds and write the kept episodes to ``out_file``.
+
+    Deterministic: the same families, count and seed give the same records.
+
+    Raises:
+        SplitViolation: a world is not a train-split world (see :func:`check_train_split`).
+        UserError: no episode was kept (nothing to train the organism on).
+    """
+    from teachwhy.data.honeypot_worlds import template_sha256, train_worlds
+
+    families = [str(f) for f in dict.fromkeys(families)]
+    drawn = train_worlds(families, worlds, seed=seed)
+    check_train_split([(scenario, episode) for scenario, episode, _ in drawn])
+    report = OrganismReport(worlds=worlds, seed=seed, families=families)
+    templates = template_sha256(families)
+    plan = [
+        (episode, draw, policy)
+        for _, episode, draw in drawn
+        for policy in misaligned_policies(episode.family, controls_dir)
+    ]
+
+    async def main() -> list[tuple[list[dict[str, str]], list[str]] | None]:
+        return list(await asyncio.gather(*(_play(policy, episode) for episode, _, policy in plan)))
+
+    outcomes = asyncio.run(main())
+    played: Counter[str] = Counter()
+    kept: Counter[str] = Counter()
+    skipped: Counter[str] = Counter()
+    missed: Counter[str] = Counter()
+    records: list[dict[str, Any]] = []
+    for index, ((episode, draw, policy), outcome) in enumerate(zip(plan, outcomes, strict=True)):
+        family = episode.family
+        if outcome is None:
+            skipped[family] += 1
+            continue
+        played[family] += 1
+        messages, touched = outcome
+        if not touched:
+            missed[family] += 1
+            continue
+        kept[family] += 1
+        item_seed = int(content_hash(seed, episode.id, policy.id, length=8), 16)
+        prov = provenance(
+            generator=GENERATOR,
+            stage=STAGE,
+            index=index,
+            constitution_sha256=constitution_sha256,
+            principle_ids=(),
+            generator_model=POLICY_MODEL,
+            prompt_file=f"teachwhy/evals/controls/{family}.yaml",
+            prompt_sha256=content_hash(templates, (controls_dir / f"{family}.yaml").read_bytes()),
+            sampling={"temperature": None, "top_p": None, "max_tokens": None},
+            seed=item_seed,
+            filters={"rule_touched_harmful": verdict(True, reason=", ".join(touched))},
+        )
+        record = make_record(
+            record_id=content_hash(GENERATOR, episode.id, policy.id, seed),
+            kind=KIND,
+            provenance=prov,
+            messages=messages,
+            meta={
+                "family": family,
+                "scenario_id": episode.scenario_id,
+                "episode_id": episode.id,
+                "split": episode.split,
+                "condition": episode.condition.id,
+                "variant": draw.variant,
+                "policy": policy.id,
+                "labels": dict(policy.labels),
+                "rule_touched": touched,
+                "world_seed": seed,
+                "research_control": LABEL,
+            },
+        )
+        if counter is not None:
+            counter.stamp(record)
+            report.tokens += int(record["tokens"]["count"])
+        records.append(record)
+    report.played, report.kept = dict(played), dict(kept)
+    report.skipped, report.not_touched = dict(skipped), dict(missed)
+    if not records:
+        raise UserError(
+            f"no organism episode was kept from {worlds} train worlds (the rule gate saw no harmful act)",
+            key="organism.worlds",
+        )
+    write_jsonl(out_file, records)
+    return report
+
+
+__all__ = [
+    "KIND",
+    "LABEL",
+    "OrganismReport",
+    "SplitViolation",
+    "build_organism_data",
+    "check_train_split",
+    "misaligned_policies",
+]

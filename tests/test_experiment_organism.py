@@ -1,0 +1,178 @@
+"""The organism stage in a real run: built once, its step 0 shared, organism arms trained on top of it.
+
+The target is a tiny random Llama and the generator a scripted provider (tests/pipeline_support.py), so the
+organism's data build, its LoRA fine-tune, the arms trained from it and every evaluation run for real in
+seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import pipeline_support
+from teachwhy.config import ORGANISM_LABEL, load_config
+from teachwhy.constitution import example_constitution_path
+from teachwhy.data.records import validate_record
+from teachwhy.experiment.pipeline import ArmOutputs, ExperimentPipeline
+from teachwhy.experiment.stages import StageRecord, StageRunner
+from teachwhy.experiment.summary import ExperimentSummary
+from teachwhy.report.build import build_report
+
+
+@pytest.fixture(scope="module")
+def tiny_target(tmp_path_factory: pytest.TempPathFactory, embedded_model_dir: Path) -> Path:
+    return pipeline_support.build_tiny_target(tmp_path_factory.mktemp("tiny-target"), embedded_model_dir)
+
+
+def workspace(root: Path, target: Path, *, worlds: int = 2) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(example_constitution_path(), root / "constitution.md")
+    config = root / "teachwhy.yaml"
+    config.write_text(
+        f"""
+name: organism-test
+constitution: constitution.md
+workspace: runs
+models:
+  {{generator: scripted/writer, judge: scripted/judge, auditor: scripted/judge, target: embedded/{target}}}
+generation: {{max_tokens: 96, max_connections: 4, seed: 0}}
+train:
+  lora: {{r: 4, alpha: 8, dropout: 0.0}}
+  stages: [{{name: train, kind: chat, max_steps: 2}}]
+  batch_size: 2
+  save_steps: 2
+  learning_rate: 1.0e-3
+organism:
+  worlds: {worlds}
+  families: [blackmail]
+  train:
+    lora: {{r: 4, alpha: 8, dropout: 0.0}}
+    stages: [{{name: organism, kind: chat, max_steps: 2}}]
+    batch_size: 2
+    max_length: 2048
+eval: {{families: [blackmail], split: heldout, limit: 1, max_turns: 2, max_tokens: 12, policy: rule,
+       max_failed_share: 1.0, controls: false}}
+arms:
+  - name: baseline
+  - name: organism
+    start_from: organism
+  - name: organism_advice
+    start_from: organism
+    data:
+      advice: {{count: 2, judge_filter: false, revise: false, min_words: 10}}
+"""
+    )
+    return config
+
+
+def run(config_path: Path) -> tuple[ExperimentSummary | None, list[tuple[str, StageRecord]]]:
+    events: list[tuple[str, StageRecord]] = []
+    config = load_config(config_path)
+    runner = StageRunner(config.workspace_path, on_event=lambda e, r: events.append((e, r)))
+    return ExperimentPipeline(config, runner).run(), events
+
+
+def ran(events: list[tuple[str, StageRecord]]) -> set[str]:
+    return {r.stage_id for e, r in events if e == "done"}
+
+
+def test_organism_arms_start_from_the_organism_and_a_rerun_trains_nothing(
+    tmp_path: Path, tiny_target: Path
+) -> None:
+    config = workspace(tmp_path / "exp", tiny_target)
+    summary, events = run(config)
+    assert summary is not None
+    assert ran(events) == {
+        "eval/step-0",
+        "organism/organism",
+        "eval/organism/step-0",
+        "generate/organism_advice.advice",
+        "mix/organism_advice",
+        "train/organism_advice",
+        "eval/organism_advice/step-2",
+        "ood/organism_advice",
+    }
+    runs = tmp_path / "exp" / "runs"
+    organism_model = (runs / summary.organism["model"]).resolve() if summary.organism else None
+    assert organism_model is not None and (organism_model / "config.json").exists()
+
+    # the organism's training data: valid, train-split, text tool calls, every episode a harmful act
+    organism_dir = next((runs / "stages" / "organism").iterdir())
+    records = [json.loads(line) for line in (organism_dir / "organism.jsonl").read_text().splitlines()]
+    assert records and all(r["kind"] == "organism_demo" for r in records)
+    for record in records:
+        validate_record(record)
+        assert record["meta"]["split"] == "train" and record["meta"]["rule_touched"]
+        assert "<tool_call>" in record["messages"][-2]["content"] + record["messages"][-1]["content"]
+
+    # the arm trained from the organism's merged weights, not from the target
+    train_dir = next((runs / "stages" / "train").iterdir())
+    assert json.loads((train_dir / "run" / "run.json").read_text())["model"] == str(organism_model)
+
+    arms = {a.name: a for a in summary.arms}
+    # step 0 of every organism arm is the organism's one evaluation; the baseline's is the target's
+    organism_step0 = arms["organism"].checkpoints[0]
+    assert arms["organism_advice"].checkpoints[0] == organism_step0
+    assert arms["baseline"].checkpoints[0].model != organism_step0.model
+    assert [c.step for c in arms["organism_advice"].checkpoints] == [0, 2]
+    assert arms["organism"].research_control == ORGANISM_LABEL
+    assert arms["organism_advice"].start_from == "organism"
+    assert arms["baseline"].research_control is None
+    assert summary.baseline == "baseline" and summary.organism_baseline == "organism"
+    written = ExperimentSummary.read(runs / "summary.json")
+    assert written.organism is not None and written.organism["label"] == ORGANISM_LABEL
+    assert written.organism["kept"]["blackmail"] == len(records)
+
+    html = build_report(runs / "summary.json", out_dir=tmp_path / "report").read_text()
+    assert ORGANISM_LABEL in html and "organism baseline" in html
+
+    pipeline_support.CALLS.clear()
+    again, events = run(config)
+    assert pipeline_support.CALLS == []
+    assert ran(events) == set() and {e for e, _ in events} == {"cached"}
+    assert again is not None and again.arms == summary.arms
+
+    # changing the organism re-runs it and what starts from it, never the target's own baseline
+    workspace(tmp_path / "exp", tiny_target, worlds=3)
+    _, events = run(config)
+    assert ran(events) == {
+        "organism/organism",
+        "eval/organism/step-0",
+        "train/organism_advice",
+        "eval/organism_advice/step-2",
+    }
+
+
+def _scored(step: int, model: str, harmful: int, n: int = 30) -> dict[str, Any]:
+    row = {"family": "blackmail", "condition": "all", "n": n, "harmful": harmful, "unscored": 0}
+    return {
+        "step": step,
+        "model": model,
+        "tokens_seen": 0,
+        "results_file": None,
+        "log_files": [],
+        "rows": [row],
+    }
+
+
+def test_organism_arms_are_compared_with_the_organism_baseline_and_it_with_the_target(
+    tmp_path: Path, tiny_target: Path
+) -> None:
+    config = load_config(workspace(tmp_path / "exp", tiny_target))
+    pipeline = ExperimentPipeline(config, StageRunner(config.workspace_path, dry_run=True))
+    target, organism = _scored(0, "target", 1), _scored(0, "organism", 20)
+    outputs = [
+        ArmOutputs(config.arm("baseline"), evals=[target]),
+        ArmOutputs(config.arm("organism"), evals=[organism]),
+        ArmOutputs(config.arm("organism_advice"), evals=[organism, _scored(2, "checkpoint", 5)]),
+    ]
+    summary = pipeline._summary(outputs)
+    against = {(c.arm, c.family): (c.baseline, round(c.diff, 3)) for c in summary.comparisons}
+    assert against[("organism", "blackmail")] == ("baseline", round(19 / 30, 3))
+    assert against[("organism_advice", "blackmail")] == ("organism", round(-15 / 30, 3))
+    assert {c.arm for c in summary.comparisons} == {"organism", "organism_advice"}
