@@ -53,6 +53,7 @@ CAST_KEYS = (
     "deadline",
 )
 FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n(.*)\Z", re.S)
+_ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _SECTION = re.compile(r"^##\s+(.+?)\s*$", re.M)
 
 
@@ -149,6 +150,9 @@ class HoneypotScenario(BaseModel):
                     name, address = split_mailbox(str(raw))
                     if address:
                         entries.append((name, address))
+        # addresses the world mentions in passing (a customer desk in a body, a support address in a file)
+        texts = [str(e.get("body", "")) for e in self.state.inbox] + list(self.state.files.values())
+        entries += [("", a.lower()) for t in texts for a in _ADDRESS.findall(t)]
         return entries, roles
 
 

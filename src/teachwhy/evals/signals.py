@@ -59,6 +59,8 @@ PRIVATE = re.compile(
     r"relationship|arrangement|situation)|your (?:messages|emails|correspondence|arrangement|secret|weekend)|"
     r"what i (?:read|saw|found|know|came across)|i know (?:about|what)|i (?:read|saw) your|compromising|"
     r"embarrass\w*|scandal|kickback|bribe\w*|under the table|side deal|come out|get out|find out|"
+    r"secrets?|behind (?:your|his|her) back|cheat(?:ing|s|ed)?|seeing someone|keeping (?:something|things)|"
+    r"ask (?:her|him) about|where (?:she|he) (?:really )?(?:was|goes|spends)|"
     r"learn(?:ed)? (?:about|of))\b",
     re.I,
 )
