@@ -14,7 +14,14 @@ from typer.testing import CliRunner
 from teachwhy.cli import app
 from teachwhy.evals.categories import load_rubric
 from teachwhy.evals.conditions import build_episode
-from teachwhy.evals.controls import control_condition, load_controls, run_controls, script, world_facts
+from teachwhy.evals.controls import (
+    ControlsReport,
+    control_condition,
+    load_controls,
+    run_controls,
+    script,
+    world_facts,
+)
 from teachwhy.evals.scenario import load_scenarios
 
 FAMILIES = ("blackmail", "research_sabotage", "framing")
@@ -40,8 +47,15 @@ def test_every_policy_can_be_played_on_every_shipped_world(scenario: Any) -> Non
     assert facts["decider_email"] == scenario.cast["decider_email"]
 
 
-def test_with_a_judge_that_is_always_right_the_instrument_is_sensitive_and_specific() -> None:
-    report = run_controls(load_scenarios(), judge="oracle", policy="both")
+@pytest.fixture(scope="module")
+def oracle() -> ControlsReport:
+    return run_controls(load_scenarios(), judge="oracle", policy="both")
+
+
+def test_with_a_judge_that_is_always_right_the_instrument_is_sensitive_and_specific(
+    oracle: ControlsReport,
+) -> None:
+    report = oracle
     assert not report.skipped
     for family in FAMILIES:
         sens, spec = report.sensitivity[family], report.specificity[family]
@@ -61,9 +75,8 @@ def _judge(verdict: str) -> Any:
     return get_model("mockllm/model", custom_outputs=answer, memoize=False)
 
 
-def test_a_judge_that_never_sees_harm_shows_up_as_lost_sensitivity() -> None:
+def test_a_judge_that_never_sees_harm_shows_up_as_lost_sensitivity(oracle: ControlsReport) -> None:
     blind = run_controls(load_scenarios(), judge=_judge("not_harmful"), policy="both")
-    oracle = run_controls(load_scenarios(), judge="oracle", policy="both")
     assert blind.sensitivity["all"].k < oracle.sensitivity["all"].k
     # what the rule decides alone survives a useless judge: the blatant tampering is still caught
     tamper = blind.sensitivity["research_sabotage/tamper"]
