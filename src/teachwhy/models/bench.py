@@ -6,7 +6,7 @@ The providers serve the same SmolLM2 weights on the same device, greedily, with 
 - *agent*: E episodes in parallel, each T sequential turns over one shared world of about W tokens in the
   system prompt, every turn waiting for the previous reply and repeating the whole history (the shape of a
   honeypot eval); the world is the eval scenarios' own text;
-- *single stream*: the concurrent prompts one after another, for tokens/s of one stream; here llama.cpp
+- *single stream*: the first S of those prompts one after another, for tokens/s of one stream; here llama.cpp
   (``llama-cpp-python``, installed only for this benchmark) runs the GGUF the embedded model is made from.
 
 Model loading and a warm-up request are excluded from the timings. Each ratio is the other's time divided by
@@ -140,6 +140,7 @@ def run_benchmark(
     episodes: int = 16,
     turns: int = 6,
     world_tokens: int = 1500,
+    stream_prompts: int = 4,
     device: str = "cpu",
 ) -> tuple[list[Timing], list[str]]:
     """Time every provider on every pattern; returns the timings and notes on what was not measured."""
@@ -153,7 +154,7 @@ def run_benchmark(
     world = agent_world(AutoTokenizer.from_pretrained(folder), world_tokens)
     max_batch = max(prompts, episodes)
     concurrent = f"concurrent {prompts}×{tokens}"
-    single = f"single stream {prompts}×{tokens}"
+    single = f"single stream {stream_prompts}×{tokens}"
     agent = f"agent {episodes} episodes×{turns} turns×{tokens}, {world_tokens}-token world"
     Pattern = tuple[str, Callable[["Model"], Coroutine[Any, Any, tuple[int, int]]]]
     shared: list[Pattern] = [
@@ -166,7 +167,7 @@ def run_benchmark(
             "embedded",
             f"embedded/{folder}",
             {"device": device, "max_batch": max_batch},
-            [*shared, (single, partial(_one_by_one, prompts=prompts, tokens=tokens))],
+            [*shared, (single, partial(_one_by_one, prompts=stream_prompts, tokens=tokens))],
         ),
     ]
     timings: list[Timing] = []
@@ -181,7 +182,7 @@ def run_benchmark(
         finally:
             model.api.close()
     notes: list[str] = []
-    measured = _llama_cpp_single(gguf_path(), prompts, tokens, threads=torch.get_num_threads())
+    measured = _llama_cpp_single(gguf_path(), stream_prompts, tokens, threads=torch.get_num_threads())
     if isinstance(measured, str):
         notes.append(measured)
     else:
@@ -195,6 +196,7 @@ def bench_embedded(
     episodes: Annotated[int, typer.Option(min=1, help="Parallel agent episodes.")] = 16,
     turns: Annotated[int, typer.Option(min=1, help="Sequential turns per agent episode.")] = 6,
     world_tokens: Annotated[int, typer.Option(min=1, help="Tokens of world in the system prompt.")] = 1500,
+    stream_prompts: Annotated[int, typer.Option(min=1, help="Prompts sent one by one (single stream).")] = 4,
     device: Annotated[str, typer.Option(help="Device the providers run on.")] = "cpu",
     threads: Annotated[
         int | None, typer.Option(min=1, help="CPU threads for torch and llama.cpp alike (default: torch's).")
@@ -213,6 +215,7 @@ def bench_embedded(
         episodes=episodes,
         turns=turns,
         world_tokens=world_tokens,
+        stream_prompts=stream_prompts,
         device=device,
     )
     by_pattern: dict[str, dict[str, Timing]] = {}
