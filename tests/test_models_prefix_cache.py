@@ -97,7 +97,7 @@ SYSTEM = "You are the assistant of a small harbour office. Boats, tides and weat
 OPENINGS = ["Which boat leaves first?", "Is the tide high at noon?", "Write a short note to the crew."]
 
 
-async def _conversations(model: Model, turns: int, tokens: int) -> list[list[str]]:
+async def _conversations(model: Model, turns: int, tokens: int, *, together: bool = True) -> list[list[str]]:
     config = GenerateConfig(temperature=0, max_tokens=tokens)
 
     async def conversation(opening: str) -> list[str]:
@@ -110,7 +110,9 @@ async def _conversations(model: Model, turns: int, tokens: int) -> list[list[str
             messages += [output.message, ChatMessageUser(content=f"Go on, and say more (part {turn}).")]
         return replies
 
-    return list(await asyncio.gather(*(conversation(o) for o in OPENINGS)))
+    if together:
+        return list(await asyncio.gather(*(conversation(o) for o in OPENINGS)))
+    return [await conversation(o) for o in OPENINGS]
 
 
 def _batcher(model: Model) -> Any:
@@ -195,8 +197,10 @@ def test_the_bundled_model_answers_the_same_with_the_prefix_cache(embedded_model
     on = get_model("embedded/SmolLM2-135M-Instruct", memoize=False, max_batch=4)
     off = get_model("embedded/SmolLM2-135M-Instruct", memoize=False, max_batch=4, prefix_cache_mb=0)
     try:
-        cached = asyncio.run(_conversations(on, turns=3, tokens=12))
-        plain = asyncio.run(_conversations(off, turns=3, tokens=12))
+        # one conversation at a time, so only the cache differs between the two runs, never how rows were
+        # batched (with a real model, a different batch can flip a near-tie)
+        cached = asyncio.run(_conversations(on, turns=3, tokens=12, together=False))
+        plain = asyncio.run(_conversations(off, turns=3, tokens=12, together=False))
         assert cached == plain
         assert _batcher(on).prefilled_tokens < _batcher(off).prefilled_tokens / 2
     finally:
