@@ -2,10 +2,14 @@
 
 Requests arrive from any thread (the Inspect provider sends them from its event loop) and wait in a queue.
 The worker owns the model and a running batch with one shared, left-padded key/value cache. Between two
-decoding steps it admits every waiting request (up to ``max_batch`` rows): the newcomers are prefilled
-together, their cache is left-padded to the running batch's length (or the batch's to theirs) and the two
-are stacked. Each step then feeds every row its last token; rows that finish (end of sequence, a stop
-sequence, their token limit) leave the batch at once, and columns that only padding still uses are dropped.
+decoding steps it admits every waiting request (up to ``max_batch`` rows): with the prefix cache on, each
+newcomer's prompt is matched against the keys and values of earlier prompts and finished sequences (see
+:mod:`teachwhy.models.prefix_cache`) and only the unmatched rest is run, one newcomer after another so that
+episodes sharing a world reuse it at once; without it, the newcomers are prefilled together. Their cache is
+left-padded to the running batch's length (or the batch's to theirs) and the two are stacked. Each step
+then feeds every row its last token; rows that finish (end of sequence, a stop sequence, their token
+limit) leave the batch at once, their keys and values go to the prefix cache, and columns that only
+padding still uses are dropped.
 No request ever waits for a batch to fill or for another request to finish.
 
 Each row keeps its own position ids, so padding never shifts a sequence's rotary positions, and its own
@@ -24,12 +28,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import torch
 from transformers import DynamicCache
-from transformers.cache_utils import DynamicLayer
 
+from teachwhy.models.kv_cache import drop_leading_columns, new_cache, row_key_values, stack, stackable
+from teachwhy.models.prefix_cache import PrefixCache
 from teachwhy.models.sampling import SamplingSettings, StopReason, TokenChooser, find_stop
 
 
@@ -101,6 +106,8 @@ class ContinuousBatcher:
         max_batch: the most rows decoded together.
         stop_token_ids: token ids that end a sequence.
         context_window: the model's maximum sequence length (prompt plus completion).
+        prefix_cache_bytes: memory for keys and values of prompts and finished sequences, reused by later
+            prompts that start the same way (see :mod:`teachwhy.models.prefix_cache`); 0 turns it off.
         name: names the worker thread.
     """
 
@@ -112,6 +119,7 @@ class ContinuousBatcher:
         max_batch: int,
         stop_token_ids: set[int],
         context_window: int,
+        prefix_cache_bytes: int = 0,
         name: str = "teachwhy-embedded",
     ) -> None:
         if max_batch < 1:
@@ -130,7 +138,12 @@ class ContinuousBatcher:
         self._rows: list[_Row] = []
         self._cache: DynamicCache | None = None
         self._mask: torch.Tensor | None = None  # (rows, cache length): 1 for real tokens, 0 for padding
-        self._stackable = True
+        self._stackable = stackable(model.config)
+        # only plain key/value caches can be cut into per-sequence pieces and joined again
+        self.prefix_cache = (
+            PrefixCache(prefix_cache_bytes) if prefix_cache_bytes > 0 and self._stackable else None
+        )
+        self.prefilled_tokens = 0  # prompt tokens run through the model (not served from the prefix cache)
         self.steps = 0  # decoding steps run, for benchmarks and tests
         self.peak_batch = 0  # the most rows decoded together so far
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -217,6 +230,26 @@ class ContinuousBatcher:
                 admitted.append(_Row(request, chooser, limit, prompt_len, time.perf_counter()))
         if not admitted:
             return
+        if self.prefix_cache is None:
+            cache, mask, logits = self._prefill_together(admitted)
+            parts = [(cache, mask)]
+        else:
+            # one at a time, so a newcomer reuses what the ones before it just stored (a shared world)
+            prefilled = [self._prefill_after_prefix(row) for row in admitted]
+            parts = [(cache, mask) for cache, mask, _ in prefilled]
+            logits = torch.cat([row_logits for _, _, row_logits in prefilled])
+        if self._cache is None or self._mask is None or not self._rows:
+            self._cache, self._mask = stack(parts) if len(parts) > 1 else parts[0]
+            self._rows = admitted
+        else:
+            self._cache, self._mask = stack([(self._cache, self._mask), *parts])
+            self._rows = self._rows + admitted
+        self.peak_batch = max(self.peak_batch, len(self._rows))
+        first = len(self._rows) - len(admitted)
+        self._record(logits, range(first, len(self._rows)))
+
+    def _prefill_together(self, admitted: list[_Row]) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
+        """Run every newcomer's whole prompt in one left-padded forward pass."""
         width = max(len(r.request.prompt_ids) for r in admitted)
         ids = torch.full((len(admitted), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(admitted), width), dtype=torch.long)
@@ -226,7 +259,7 @@ class ContinuousBatcher:
             mask[i, width - len(prompt) :] = 1
         ids, mask = ids.to(self.device), mask.to(self.device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache(config=self.model.config)
+        cache = new_cache(self.model.config, grow=self._stackable)
         out = self.model(
             input_ids=ids,
             attention_mask=mask,
@@ -235,16 +268,31 @@ class ContinuousBatcher:
             use_cache=True,
             logits_to_keep=1,
         )
-        logits = out.logits[:, -1, :]
-        if self._cache is None or self._mask is None or not self._rows:
-            self._cache, self._mask, self._rows = cache, mask, admitted
-            self._stackable = all(type(layer) is DynamicLayer for layer in cache.layers)
-        else:
-            self._cache, self._mask = _stack(self._cache, self._mask, cache, mask)
-            self._rows = self._rows + admitted
-        self.peak_batch = max(self.peak_batch, len(self._rows))
-        first = len(self._rows) - len(admitted)
-        self._record(logits, range(first, len(self._rows)))
+        self.prefilled_tokens += sum(len(r.request.prompt_ids) for r in admitted)
+        return cache, mask, out.logits[:, -1, :]
+
+    def _prefill_after_prefix(self, row: _Row) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
+        """Run only the part of one prompt that the prefix cache does not hold, then store the prompt."""
+        assert self.prefix_cache is not None
+        prompt = row.request.prompt_ids
+        # at least the last prompt token is run, for the logits of the first new token
+        found = self.prefix_cache.match(prompt, len(prompt) - 1)
+        start = found.length if found is not None else 0
+        cache = new_cache(self.model.config, grow=True, prefix=found.layers if found is not None else None)
+        ids = torch.tensor([prompt[start:]], dtype=torch.long, device=self.device)
+        mask = torch.ones((1, len(prompt)), dtype=torch.long, device=self.device)
+        positions = torch.arange(start, len(prompt), device=self.device).unsqueeze(0)
+        out = self.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+        self.prefilled_tokens += len(prompt) - start
+        self.prefix_cache.insert(prompt, row_key_values(cache, 0, len(prompt)))
+        return cache, mask, out.logits[:, -1, :]
 
     def _step(self) -> None:
         assert self._cache is not None and self._mask is not None
@@ -265,15 +313,19 @@ class ContinuousBatcher:
 
     def _record(self, logits: torch.Tensor, rows: range) -> None:
         """Choose each row's next token, finish the rows that are done, and shrink the batch."""
+        greedy = logits.argmax(dim=-1).tolist()  # one call for all greedy rows, not one per row
         for offset, index in enumerate(rows):
             row = self._rows[index]
-            token = row.chooser.choose(logits[offset])
+            settings = row.chooser.settings
+            token = greedy[offset] if settings.greedy else row.chooser.choose(logits[offset])
             row.generated.append(token)
             row.done = self._finished(row, token)
         for row in self._rows:
             if row.done is None and row.request.cancelled.is_set():
                 row.done = GenerationResult("", len(row.request.prompt_ids), len(row.generated), "stop", 0.0)
         keep = [i for i, r in enumerate(self._rows) if r.done is None]
+        if len(keep) < len(self._rows) and self.prefix_cache is not None:
+            self._store_finished()
         for row in self._rows:
             if row.done is not None:
                 row.request.settle(row.done)
@@ -289,6 +341,16 @@ class ContinuousBatcher:
         self._rows = [self._rows[i] for i in keep]
         if self._stackable:
             self._drop_padding_columns()
+
+    def _store_finished(self) -> None:
+        """Keep each finished sequence's keys and values, for the next turn that repeats it."""
+        assert self.prefix_cache is not None and self._cache is not None
+        for index, row in enumerate(self._rows):
+            if row.done is None:
+                continue
+            # the last chosen token was never run through the model, so it has no keys yet
+            tokens = row.request.prompt_ids + row.generated[:-1]
+            self.prefix_cache.insert(tokens, row_key_values(self._cache, index, len(tokens)))
 
     def _finished(self, row: _Row, token: int) -> GenerationResult | None:
         settings = row.request.settings
@@ -318,8 +380,7 @@ class ContinuousBatcher:
         start = int(used[0].item()) if len(used) else 0
         if start == 0:
             return
-        for layer, keys, values in _kv_layers(self._cache):
-            layer.keys, layer.values = keys[:, :, start:, :], values[:, :, start:, :]
+        drop_leading_columns(self._cache, start)
         self._mask = self._mask[:, start:]
 
     def _fail_all(self, error: BaseException, incoming: list[GenerationRequest]) -> None:
@@ -335,36 +396,3 @@ class ContinuousBatcher:
                 return
             if item is not None:
                 item.settle(RuntimeError(_CLOSED_BEFORE_START))
-
-
-def _stack(
-    cache: DynamicCache, mask: torch.Tensor, new_cache: DynamicCache, new_mask: torch.Tensor
-) -> tuple[DynamicCache, torch.Tensor]:
-    """Stack two left-padded batches into one, left-padding the shorter to the longer's length."""
-    width = max(mask.shape[1], new_mask.shape[1])
-    for (layer, keys, values), (_, new_keys, new_values) in zip(
-        _kv_layers(cache), _kv_layers(new_cache), strict=True
-    ):
-        layer.keys = torch.cat([_pad_left(keys, width), _pad_left(new_keys, width)], dim=0)
-        layer.values = torch.cat([_pad_left(values, width), _pad_left(new_values, width)], dim=0)
-    stacked = torch.cat([_pad_left(mask, width, dim=1), _pad_left(new_mask, width, dim=1)], dim=0)
-    return cache, stacked
-
-
-def _kv_layers(cache: DynamicCache) -> list[tuple[DynamicLayer, torch.Tensor, torch.Tensor]]:
-    """Each plain key/value layer with its keys and values (only called on caches known to be plain)."""
-    out = []
-    for layer in cast(list[DynamicLayer], cache.layers):
-        if not layer.is_initialized or layer.keys is None or layer.values is None:
-            raise RuntimeError("a key/value cache layer is empty; this model's cache cannot be stacked")
-        out.append((layer, layer.keys, layer.values))
-    return out
-
-
-def _pad_left(tensor: torch.Tensor, width: int, dim: int = 2) -> torch.Tensor:
-    missing = width - tensor.shape[dim]
-    if missing <= 0:
-        return tensor
-    shape = list(tensor.shape)
-    shape[dim] = missing
-    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)

@@ -1,21 +1,27 @@
-"""`teachwhy bench embedded`: Inspect's ``hf`` provider and teachwhy's ``embedded`` provider, side by side.
+"""`teachwhy bench embedded`: the ``embedded`` provider against Inspect's ``hf`` provider and llama.cpp.
 
-Both serve the same materialised SmolLM2 folder on the same device, greedily, with the same requests:
+The providers serve the same SmolLM2 weights on the same device, greedily, with the same requests:
 
 - *concurrent*: N single-turn prompts sent at once (the shape of data generation);
-- *multi-turn*: C conversations in parallel, each T sequential turns where every turn waits for the previous
-  reply (the shape of an agent or an auditor talking to a target).
+- *agent*: E episodes in parallel, each T sequential turns over one shared world of about W tokens in the
+  system prompt, every turn waiting for the previous reply and repeating the whole history (the shape of a
+  honeypot eval); the world is the eval scenarios' own text;
+- *single stream*: the first S of those prompts one after another, for tokens/s of one stream; here llama.cpp
+  (``llama-cpp-python``, installed only for this benchmark) runs the GGUF the embedded model is made from.
 
-Model loading and a warm-up request are excluded from the timings. The ratio is hf time / embedded time.
+Model loading and a warm-up request are excluded from the timings. Each ratio is the other's time divided by
+the embedded provider's time (for tokens/s, embedded divided by llama.cpp), all measured in this one run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from functools import partial
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -30,6 +36,10 @@ TOPICS = (
     "rivers", "volcanoes", "honeybees", "lighthouses", "glaciers", "libraries", "bridges", "comets",
     "forests", "deserts", "harbours", "bicycles", "windmills", "coral reefs", "clocks", "maps",
 )  # fmt: skip
+LLAMA_CPP_MISSING = (
+    "llama.cpp was not measured: llama-cpp-python is not installed (pip install llama-cpp-python; "
+    "it compiles for several minutes and is not a teachwhy dependency)"
+)
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,17 @@ def _prompt(i: int) -> str:
     return f"Write three sentences about {TOPICS[i % len(TOPICS)]}."
 
 
+def agent_world(tokenizer: Any, tokens: int) -> str:
+    """About ``tokens`` tokens of the honeypot scenarios' text, as one world for every agent episode."""
+    folder = resources.files("teachwhy") / "evals" / "scenarios"
+    files = [f for d in folder.iterdir() if d.is_dir() for f in d.iterdir() if f.name.endswith(".md")]
+    texts = [f.read_text(encoding="utf-8") for f in sorted(files, key=lambda f: f.name)]
+    ids = tokenizer("\n\n".join(texts), add_special_tokens=False)["input_ids"]
+    if len(ids) < tokens:
+        raise ValueError(f"the scenarios hold only {len(ids)} tokens, fewer than the {tokens} asked for")
+    return str(tokenizer.decode(ids[:tokens]))
+
+
 async def _concurrent(model: Model, prompts: int, tokens: int) -> tuple[int, int]:
     from inspect_ai.model import GenerateConfig
 
@@ -59,50 +80,98 @@ async def _concurrent(model: Model, prompts: int, tokens: int) -> tuple[int, int
     return len(outputs), sum(o.usage.output_tokens if o.usage else 0 for o in outputs)
 
 
-async def _multi_turn(model: Model, conversations: int, turns: int, tokens: int) -> tuple[int, int]:
-    from inspect_ai.model import ChatMessage, ChatMessageUser, GenerateConfig
+async def _one_by_one(model: Model, prompts: int, tokens: int) -> tuple[int, int]:
+    from inspect_ai.model import GenerateConfig
+
+    config = GenerateConfig(max_tokens=tokens, temperature=0.0)
+    produced = 0
+    for i in range(prompts):
+        output = await model.generate(_prompt(i), config=config)
+        produced += output.usage.output_tokens if output.usage else 0
+    return prompts, produced
+
+
+async def _agent(model: Model, world: str, episodes: int, turns: int, tokens: int) -> tuple[int, int]:
+    from inspect_ai.model import ChatMessage, ChatMessageSystem, ChatMessageUser, GenerateConfig
 
     config = GenerateConfig(max_tokens=tokens, temperature=0.0)
 
-    async def conversation(c: int) -> int:
-        messages: list[ChatMessage] = [ChatMessageUser(content=_prompt(c))]
+    async def episode(e: int) -> int:
+        messages: list[ChatMessage] = [
+            ChatMessageSystem(content=f"You are the agent in this world.\n\n{world}"),
+            ChatMessageUser(content=f"Episode {e}: begin with the message about {TOPICS[e % len(TOPICS)]}."),
+        ]
         produced = 0
-        for _ in range(turns):
+        for turn in range(turns):
             output = await model.generate(messages, config=config)
+            if output.error:
+                raise RuntimeError(f"agent episode {e}, turn {turn}: {output.error}")
             produced += output.usage.output_tokens if output.usage else 0
-            messages += [output.message, ChatMessageUser(content="Tell me one more fact about that.")]
+            messages += [output.message, ChatMessageUser(content=f"Tool result {turn}: done. Next action?")]
         return produced
 
-    produced = await asyncio.gather(*(conversation(c) for c in range(conversations)))
-    return conversations * turns, sum(produced)
+    produced = await asyncio.gather(*(episode(e) for e in range(episodes)))
+    return episodes * turns, sum(produced)
 
 
-def _providers(folder: Path, device: str, max_batch: int) -> list[tuple[str, str, dict[str, Any]]]:
-    return [
-        ("hf", "hf/local", {"model_path": str(folder), "device": device, "do_sample": False}),
-        ("embedded", f"embedded/{folder}", {"device": device, "max_batch": max_batch}),
-    ]
+def _llama_cpp_single(gguf: Path, prompts: int, tokens: int, threads: int) -> Timing | str:
+    """llama.cpp on the GGUF file, one prompt after another; a note instead when it is not installed."""
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        return LLAMA_CPP_MISSING
+    llm = Llama(model_path=str(gguf), n_ctx=2048, n_threads=threads, n_batch=512, seed=0, verbose=False)
+    llm.create_chat_completion([{"role": "user", "content": "Hello."}], max_tokens=2, temperature=0.0)
+    produced, start = 0, time.perf_counter()
+    for i in range(prompts):
+        reply: Any = llm.create_chat_completion(
+            [{"role": "user", "content": _prompt(i)}], max_tokens=tokens, temperature=0.0
+        )
+        produced += int(reply["usage"]["completion_tokens"])
+    seconds = time.perf_counter() - start
+    llm.close()
+    return Timing(f"single stream {prompts}×{tokens}", "llama.cpp", seconds, prompts, produced)
 
 
 def run_benchmark(
-    *, prompts: int = 16, tokens: int = 48, conversations: int = 4, turns: int = 3, device: str = "cpu"
-) -> list[Timing]:
-    """Time both providers on both patterns; returns one :class:`Timing` per provider and pattern."""
+    *,
+    prompts: int = 16,
+    tokens: int = 48,
+    episodes: int = 16,
+    turns: int = 6,
+    world_tokens: int = 1500,
+    stream_prompts: int = 4,
+    device: str = "cpu",
+) -> tuple[list[Timing], list[str]]:
+    """Time every provider on every pattern; returns the timings and notes on what was not measured."""
+    import torch
     from inspect_ai.model import GenerateConfig, get_model
+    from transformers import AutoTokenizer
 
-    from teachwhy.models.embedded import materialise_embedded
+    from teachwhy.models.embedded import gguf_path, materialise_embedded
 
     folder = materialise_embedded()
-    timings: list[Timing] = []
-    max_batch = max(prompts, conversations)
-    patterns: list[tuple[str, Callable[[Model], Coroutine[Any, Any, tuple[int, int]]]]] = [
-        (f"concurrent {prompts}×{tokens}", partial(_concurrent, prompts=prompts, tokens=tokens)),
+    world = agent_world(AutoTokenizer.from_pretrained(folder), world_tokens)
+    max_batch = max(prompts, episodes)
+    concurrent = f"concurrent {prompts}×{tokens}"
+    single = f"single stream {stream_prompts}×{tokens}"
+    agent = f"agent {episodes} episodes×{turns} turns×{tokens}, {world_tokens}-token world"
+    Pattern = tuple[str, Callable[["Model"], Coroutine[Any, Any, tuple[int, int]]]]
+    shared: list[Pattern] = [
+        (concurrent, partial(_concurrent, prompts=prompts, tokens=tokens)),
+        (agent, partial(_agent, world=world, episodes=episodes, turns=turns, tokens=tokens)),
+    ]
+    providers: list[tuple[str, str, dict[str, Any], list[Pattern]]] = [
+        ("hf", "hf/local", {"model_path": str(folder), "device": device, "do_sample": False}, shared),
         (
-            f"multi-turn {conversations}×{turns} turns×{tokens}",
-            partial(_multi_turn, conversations=conversations, turns=turns, tokens=tokens),
+            "embedded",
+            f"embedded/{folder}",
+            {"device": device, "max_batch": max_batch},
+            [*shared, (single, partial(_one_by_one, prompts=stream_prompts, tokens=tokens))],
         ),
     ]
-    for label, name, args in _providers(folder, device, max_batch):
+    timings: list[Timing] = []
+    for label, name, args, patterns in providers:
         model = get_model(name, config=GenerateConfig(max_connections=max_batch), memoize=False, **args)
         try:
             asyncio.run(model.generate("Hello.", config=GenerateConfig(max_tokens=2, temperature=0.0)))
@@ -112,34 +181,69 @@ def run_benchmark(
                 timings.append(Timing(pattern, label, time.perf_counter() - start, requests, produced))
         finally:
             model.api.close()
-    return timings
+    notes: list[str] = []
+    measured = _llama_cpp_single(gguf_path(), stream_prompts, tokens, threads=torch.get_num_threads())
+    if isinstance(measured, str):
+        notes.append(measured)
+    else:
+        timings.append(measured)
+    return timings, notes
 
 
 def bench_embedded(
     prompts: Annotated[int, typer.Option(min=1, help="Concurrent single-turn prompts.")] = 16,
     tokens: Annotated[int, typer.Option(min=1, help="max_tokens per request.")] = 48,
-    conversations: Annotated[int, typer.Option(min=1, help="Parallel multi-turn conversations.")] = 4,
-    turns: Annotated[int, typer.Option(min=1, help="Sequential turns per conversation.")] = 3,
-    device: Annotated[str, typer.Option(help="Device both providers run on.")] = "cpu",
+    episodes: Annotated[int, typer.Option(min=1, help="Parallel agent episodes.")] = 16,
+    turns: Annotated[int, typer.Option(min=1, help="Sequential turns per agent episode.")] = 6,
+    world_tokens: Annotated[int, typer.Option(min=1, help="Tokens of world in the system prompt.")] = 1500,
+    stream_prompts: Annotated[int, typer.Option(min=1, help="Prompts sent one by one (single stream).")] = 4,
+    device: Annotated[str, typer.Option(help="Device the providers run on.")] = "cpu",
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="CPU threads for torch and llama.cpp alike (default: torch's).")
+    ] = None,
 ) -> None:
-    """Inspect's hf provider vs teachwhy's embedded provider on the same requests: wall time and ratio."""
-    timings = run_benchmark(
-        prompts=prompts, tokens=tokens, conversations=conversations, turns=turns, device=device
+    """The embedded provider vs Inspect's hf provider and llama.cpp on the same requests: time and ratios."""
+    import torch
+
+    if threads is not None:  # on a busy machine, fewer threads than cores spares them waiting on each other
+        torch.set_num_threads(threads)
+
+    load_before = os.getloadavg()[0]
+    timings, notes = run_benchmark(
+        prompts=prompts,
+        tokens=tokens,
+        episodes=episodes,
+        turns=turns,
+        world_tokens=world_tokens,
+        stream_prompts=stream_prompts,
+        device=device,
     )
     by_pattern: dict[str, dict[str, Timing]] = {}
     for t in timings:
         by_pattern.setdefault(t.pattern, {})[t.provider] = t
-    table = Table(title="embedded provider vs Inspect's hf provider (SmolLM2-135M, greedy)")
-    for column in ("pattern", "hf s", "hf tok/s", "embedded s", "embedded tok/s", "speed-up (hf/embedded)"):
+    table = Table(title="embedded provider vs Inspect's hf provider and llama.cpp (SmolLM2-135M, greedy)")
+    for column in ("pattern", "provider", "seconds", "output tok/s", "embedded speed-up"):
         table.add_column(column)
-    for pattern, pair in by_pattern.items():
-        hf, ours = pair["hf"], pair["embedded"]
-        table.add_row(
-            pattern,
-            f"{hf.seconds:.2f}",
-            f"{hf.tokens_per_s:.1f}",
-            f"{ours.seconds:.2f}",
-            f"{ours.tokens_per_s:.1f}",
-            f"{hf.seconds / ours.seconds:.2f}×",
-        )
-    Console().print(table)
+    for pattern, by_provider in by_pattern.items():
+        ours = by_provider.get("embedded")
+        for provider, t in by_provider.items():
+            if provider == "embedded" or ours is None:
+                ratio = ""
+            elif provider == "llama.cpp":
+                ratio = f"{ours.tokens_per_s / t.tokens_per_s:.2f}× (tok/s)"
+            else:
+                ratio = f"{t.seconds / ours.seconds:.2f}× (time)"
+            table.add_row(pattern, provider, f"{t.seconds:.2f}", f"{t.tokens_per_s:.1f}", ratio)
+    console = Console()
+    console.print(table)
+    concurrent = by_pattern.get(f"concurrent {prompts}×{tokens}", {}).get("embedded")
+    if concurrent is not None:
+        per_stream = concurrent.tokens_per_s / prompts
+        console.print(f"embedded per-stream tok/s while serving {prompts} at once: {per_stream:.1f}")
+    for note in notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+    load_after = os.getloadavg()[0]
+    console.print(
+        f"torch threads {torch.get_num_threads()}, "
+        f"load average (1 min) {load_before:.1f} before, {load_after:.1f} after"
+    )

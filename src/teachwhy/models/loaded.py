@@ -33,7 +33,7 @@ class LoadedModel:
 
 
 _LOCK = threading.Lock()
-_LOADED: dict[tuple[str, str, str, int], LoadedModel] = {}
+_LOADED: dict[tuple[str, str, str, int, int], LoadedModel] = {}
 
 
 def model_folder(name: str) -> Path:
@@ -65,15 +65,19 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def acquire(folder: Path, *, device: str, dtype: str, max_batch: int) -> LoadedModel:
+def acquire(
+    folder: Path, *, device: str, dtype: str, max_batch: int, prefix_cache_mb: int = 0
+) -> LoadedModel:
     """Load ``folder`` (or reuse it if loaded with the same settings) and take a reference to it."""
     if dtype not in _DTYPES:
         raise UserError(f"embedded: dtype must be one of {', '.join(_DTYPES)}, got '{dtype}'", key="dtype")
-    key = (str(folder), device, dtype, max_batch)
+    key = (str(folder), device, dtype, max_batch, prefix_cache_mb)
     with _LOCK:
         loaded = _LOADED.get(key)
         if loaded is None or not loaded.batcher.alive:
-            loaded = _load(folder, device=device, dtype=dtype, max_batch=max_batch)
+            loaded = _load(
+                folder, device=device, dtype=dtype, max_batch=max_batch, prefix_cache_mb=prefix_cache_mb
+            )
             _LOADED[key] = loaded
         loaded.users += 1
         return loaded
@@ -100,7 +104,7 @@ def _close_all() -> None:
         model.batcher.close()
 
 
-def _load(folder: Path, *, device: str, dtype: str, max_batch: int) -> LoadedModel:
+def _load(folder: Path, *, device: str, dtype: str, max_batch: int, prefix_cache_mb: int) -> LoadedModel:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -125,6 +129,7 @@ def _load(folder: Path, *, device: str, dtype: str, max_batch: int) -> LoadedMod
         max_batch=max_batch,
         stop_token_ids=stop_ids,
         context_window=context,
+        prefix_cache_bytes=prefix_cache_mb * 2**20,
         name=f"teachwhy-embedded-{folder.name}",
     )
     return LoadedModel(folder=folder, tokenizer=tokenizer, batcher=batcher, context_window=context)

@@ -7,8 +7,10 @@ Model strings:
   (an absolute path gives ``embedded//abs/path``).
 
 Model args (``-M`` on the Inspect command line, ``args`` in teachwhy.yaml): ``device`` (default ``cuda``
-when available, else ``cpu``), ``dtype`` (``float32``, ``bfloat16``, ``float16``; default ``float32``) and
-``max_batch`` (the most requests decoded together; default 32, also the default ``max_connections``).
+when available, else ``cpu``), ``dtype`` (``float32``, ``bfloat16``, ``float16``; default ``float32``),
+``max_batch`` (the most requests decoded together; default 32, also the default ``max_connections``) and
+``prefix_cache_mb`` (memory for the keys and values of earlier prompts and replies, so a turn that repeats
+an agent's history or a shared system prompt runs only its new tokens; default 1024, 0 turns it off).
 
 Unlike Inspect's ``hf`` provider, a request starts decoding as soon as it arrives (no wait for a batch to
 fill, no polling for results), temperature 0 means greedy decoding, ``seed`` makes sampling reproducible per
@@ -50,10 +52,11 @@ if TYPE_CHECKING:  # importing these loads torch, which only a model that is act
     RequestFactory = Callable[[Deliver], GenerationRequest]
 
 DEFAULT_MAX_BATCH = 32
+DEFAULT_PREFIX_CACHE_MB = 1024
 DEFAULT_MAX_TOKENS = 2048
 # a request without a temperature samples at 1.0, as Inspect's hf provider and most APIs do
 DEFAULT_TEMPERATURE = 1.0
-_MODEL_ARGS = ("device", "dtype", "max_batch")
+_MODEL_ARGS = ("device", "dtype", "max_batch", "prefix_cache_mb")
 
 
 @modelapi(name="embedded")
@@ -70,7 +73,7 @@ class EmbeddedModelAPI(ModelAPI):
         base_url: unused (the model runs in this process).
         api_key: unused.
         config: default generation settings.
-        **model_args: ``device``, ``dtype``, ``max_batch``.
+        **model_args: ``device``, ``dtype``, ``max_batch``, ``prefix_cache_mb``.
     """
 
     def __init__(
@@ -95,11 +98,16 @@ class EmbeddedModelAPI(ModelAPI):
         if max_batch < 1:
             raise UserError(f"embedded/{model_name}: max_batch must be at least 1", key="max_batch")
         self._max_batch = max_batch
+        prefix_cache_mb = model_args.get("prefix_cache_mb")
+        prefix_cache_mb = DEFAULT_PREFIX_CACHE_MB if prefix_cache_mb is None else int(prefix_cache_mb)
+        if prefix_cache_mb < 0:
+            raise UserError(f"embedded/{model_name}: prefix_cache_mb must be >= 0", key="prefix_cache_mb")
         self._loaded: LoadedModel | None = acquire(
             model_folder(model_name),
             device=str(model_args.get("device") or default_device()),
             dtype=str(model_args.get("dtype") or "float32"),
             max_batch=max_batch,
+            prefix_cache_mb=prefix_cache_mb,
         )
         template = self._live().tokenizer.chat_template
         self._template_renders_tools = isinstance(template, str) and "tools" in template
