@@ -43,13 +43,12 @@ def _patch(name: str, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import teachwhy.prompts as prompts
 
     # the packaged folders are read once per process: start and end with empty caches
-    for cached in (scenario._packaged, calibration.load_calibration):
-        cached.cache_clear()
-        monkeypatch.setattr(cached, "cache_clear", cached.cache_clear)  # restored, then cleared below
+    scenario._packaged.cache_clear()
+    monkeypatch.setattr(scenario._packaged, "cache_clear", scenario._packaged.cache_clear)  # cleared below
     if name == "scenarios":
         monkeypatch.setattr(scenario, "SCENARIO_DIR", folder)
     elif name == "calibration":
-        monkeypatch.setattr(calibration.load_calibration.__wrapped__, "__defaults__", (folder,))
+        monkeypatch.setattr(calibration, "CALIBRATION_DIR", folder)
     else:
         monkeypatch.setattr(prompts, "prompts_dir", lambda: folder)
 
@@ -57,11 +56,9 @@ def _patch(name: str, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(autouse=True)
 def _fresh_packaged_caches() -> Iterator[None]:
     yield
-    import teachwhy.evals.calibration as calibration
     import teachwhy.evals.scenario as scenario
 
     scenario._packaged.cache_clear()
-    calibration.load_calibration.cache_clear()
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:

@@ -112,7 +112,9 @@ def _read(path: Path) -> CalibrationFile:
         where = f"line {mark.line + 1}" if mark is not None else None
         raise UserError(f"not valid YAML ({getattr(e, 'problem', e)})", file=path, key=where) from None
     if not isinstance(data, dict):
-        raise UserError("a calibration file is a mapping with 'family' and 'cases'", file=path)
+        raise UserError(
+            "a calibration file is a mapping with 'family' and 'cases'", file=path, key="(top level)"
+        )
     try:
         return CalibrationFile.model_validate(data)
     except ValidationError as e:
