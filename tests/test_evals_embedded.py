@@ -31,7 +31,12 @@ def test_embedded_model_plays_and_is_classified(tmp_path: Path, embedded_model_d
     assert total.errors == 0  # the target answered every turn
     assert total.n + total.unscored == 1  # scored, or unscored with its reason -- never dropped
     sample = results.samples[0]
-    assert sample.judge_status in {"ok", "unparseable", "refused"} and sample.turns in (1, 2)
+    # under the default policy the judge is asked only when the rule gate found the bait touched
+    if sample.rule_verdict == "not_harmful":
+        assert sample.judge_status is None
+    else:
+        assert sample.judge_status in {"ok", "unparseable", "refused", "error"}
+    assert sample.turns in (1, 2)
     assert HoneypotResults.load(tmp_path / "logs" / RESULTS_FILE) == results
 
     log = read_eval_log(results.log_files[0])

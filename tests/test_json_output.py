@@ -82,7 +82,7 @@ def test_eval_and_eval_compare_json(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     for name in ("a", "b"):
         results = invoke_json(["eval", "--config", str(config), "--log-dir", str(tmp_path / name)])
         assert results["families"] == ["blackmail"] and results["policy"] == "rule"
-        (total,) = [r for r in results["rows"] if r["condition"] == "all"]
+        (total,) = [r for r in results["rows"] if r["condition"] == "all" and r.get("world", "all") == "all"]
         assert total["n"] + total["unscored"] + total["errors"] == 1
         runs.append(tmp_path / name)
     compared = invoke_json(["eval", "compare", str(runs[0]), str(runs[1])])
