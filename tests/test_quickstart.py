@@ -55,7 +55,7 @@ def test_quickstart_runs_the_whole_loop_and_a_rerun_does_no_work(
     again = teachwhy("quickstart", "qs", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "▶" not in again.stdout  # no stage started: every one was found finished
-    assert again.stdout.count("(finished earlier)") == 14
+    assert again.stdout.count("(finished earlier)") == 15  # 14 stages of the arms and the controls
 
 
 def test_quickstart_never_overwrites_another_config(tmp_path: Path) -> None:
