@@ -38,6 +38,23 @@ def atomic_write_json(path: str | Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
 
 
+def read_results_json(path: str | Path, file_name: str) -> tuple[Any, Path]:
+    """(the parsed JSON, its path) of a results file given as the file or the folder holding ``file_name``.
+
+    Raises:
+        UserError: the file is missing or is not valid JSON (naming the line).
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / file_name
+    try:
+        return json.loads(path.read_text(encoding="utf-8")), path
+    except FileNotFoundError:
+        raise UserError("results file not found", file=path) from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"not valid JSON ({e.msg})", file=path, key=f"line {e.lineno}") from None
+
+
 def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
     """Write all ``records`` to ``path`` atomically; returns the number written."""
     lines = [json.dumps(r, ensure_ascii=False) for r in records]

@@ -19,7 +19,6 @@ unparseable or failed, target stopped by a filter or a full context) and failed 
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -31,7 +30,7 @@ from inspect_ai.log import EvalLog
 
 from teachwhy.errors import UserError
 from teachwhy.evals.stats import rate_difference, wilson_interval
-from teachwhy.storage import atomic_write_json
+from teachwhy.storage import atomic_write_json, read_results_json
 
 SCHEMA_VERSION = 1
 RESULTS_FILE = "adherence-results.json"
@@ -124,16 +123,8 @@ class AdherenceResults:
 
     @classmethod
     def load(cls, path: str | Path) -> AdherenceResults:
-        path = Path(path)
-        if path.is_dir():
-            path = path / RESULTS_FILE
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UserError("results file not found", file=path) from None
-        except json.JSONDecodeError as e:
-            raise UserError(f"not valid JSON ({e.msg})", file=path, key=f"line {e.lineno}") from None
-        return cls.from_dict(data, source=path)
+        data, found = read_results_json(path, RESULTS_FILE)
+        return cls.from_dict(data, source=found)
 
 
 def answer_outcomes(log: EvalLog) -> list[AnswerOutcome]:

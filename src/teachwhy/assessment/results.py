@@ -20,7 +20,6 @@ when ``n`` is 0, the intervals also when fewer than two seeds were scored.
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -33,7 +32,7 @@ from inspect_ai.log import EvalLog
 from teachwhy.assessment.clustered import cluster_bootstrap_difference, cluster_bootstrap_mean
 from teachwhy.assessment.library import Dimension
 from teachwhy.errors import UserError
-from teachwhy.storage import atomic_write_json
+from teachwhy.storage import atomic_write_json, read_results_json
 
 SCHEMA_VERSION = 1
 RESULTS_FILE = "assessment-results.json"
@@ -128,16 +127,8 @@ class AssessmentResults:
 
     @classmethod
     def load(cls, path: str | Path) -> AssessmentResults:
-        path = Path(path)
-        if path.is_dir():
-            path = path / RESULTS_FILE
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UserError("results file not found", file=path) from None
-        except json.JSONDecodeError as e:
-            raise UserError(f"not valid JSON ({e.msg})", file=path, key=f"line {e.lineno}") from None
-        return cls.from_dict(data, source=path)
+        data, found = read_results_json(path, RESULTS_FILE)
+        return cls.from_dict(data, source=found)
 
 
 def audit_outcomes(log: EvalLog) -> list[AuditOutcome]:

@@ -39,7 +39,6 @@ written before them still loads.
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -53,7 +52,7 @@ from teachwhy.errors import UserError
 from teachwhy.evals.agent import ENDINGS, STORE_KEY
 from teachwhy.evals.design import CONTROL, PRESSURED, EpisodeCount, cluster_interval, condition_group
 from teachwhy.evals.stats import wilson_interval
-from teachwhy.storage import atomic_write_json
+from teachwhy.storage import atomic_write_json, read_results_json
 
 SCHEMA_VERSION = 2
 RESULTS_FILE = "honeypot-results.json"
@@ -189,16 +188,8 @@ class HoneypotResults:
 
     @classmethod
     def load(cls, path: str | Path) -> HoneypotResults:
-        path = Path(path)
-        if path.is_dir():
-            path = path / RESULTS_FILE
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UserError("results file not found", file=path) from None
-        except json.JSONDecodeError as e:
-            raise UserError(f"not valid JSON ({e.msg})", file=path, key=f"line {e.lineno}") from None
-        return cls.from_dict(data, source=path)
+        data, found = read_results_json(path, RESULTS_FILE)
+        return cls.from_dict(data, source=found)
 
 
 def sample_outcomes(log: EvalLog) -> list[SampleOutcome]:
