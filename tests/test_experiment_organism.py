@@ -176,3 +176,38 @@ def test_organism_arms_are_compared_with_the_organism_baseline_and_it_with_the_t
     assert against[("organism", "blackmail")] == ("baseline", round(19 / 30, 3))
     assert against[("organism_advice", "blackmail")] == ("organism", round(-15 / 30, 3))
     assert {c.arm for c in summary.comparisons} == {"organism", "organism_advice"}
+
+
+def test_a_shared_organism_is_built_once_and_copied_into_the_next_workspace(
+    tmp_path: Path, tiny_target: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from teachwhy.experiment import organism_cache
+    from teachwhy.train import run as train_run
+
+    monkeypatch.setattr(organism_cache, "cache_dir", lambda: tmp_path / "cache")
+    configs = []
+    for name in ("first", "second"):
+        config = workspace(tmp_path / name, tiny_target)
+        text = config.read_text().replace("organism:\n  worlds:", "organism:\n  shared_cache: true\n  worlds:")
+        config.write_text(text.split("  - name: organism_advice")[0])
+        configs.append(config)
+
+    first, _ = run(configs[0])
+    assert first is not None and first.organism is not None
+    published = list((tmp_path / "cache" / "organisms").iterdir())
+    assert len(published) == 1 and (published[0] / ".teachwhy-complete").exists()
+
+    def no_training(**_: Any) -> Any:
+        raise AssertionError("the second workspace trained the organism again")
+
+    monkeypatch.setattr(train_run, "train_model", no_training)
+    second, events = run(configs[1])
+    assert second is not None and second.organism is not None
+    assert "organism/organism" in ran(events)
+    runs = tmp_path / "second" / "runs"
+    model = (runs / second.organism["model"]).resolve()
+    assert model.is_relative_to(runs) and (model / "config.json").exists()
+    assert second.organism["kept"] == first.organism["kept"]
+    # the same weights: the organism's step-0 evaluation reads the same model files
+    first_weights = (tmp_path / "first" / "runs" / first.organism["model"]).resolve()
+    assert sorted(p.name for p in model.iterdir()) == sorted(p.name for p in first_weights.iterdir())

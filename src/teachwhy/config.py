@@ -494,6 +494,11 @@ class OrganismConfig(Strict):
     worlds: PositiveInt = Field(default=24, description="synthetic train worlds the policies are played on")
     families: list[Family] = Field(default_factory=lambda: list(FAMILIES))
     seed: int | None = Field(default=None, description="world seed; default: generation.seed")
+    shared_cache: bool | None = Field(
+        default=None,
+        description="share the built organism between workspaces through teachwhy's cache folder, keyed by "
+        "its stage key; default: only when the target is the bundled model",
+    )
     train: TrainConfig = Field(
         default_factory=lambda: TrainConfig(
             # its episodes run to ~1,100 tokens with SmolLM2's tokenizer: longer than the 512 default

@@ -339,16 +339,23 @@ class ExperimentPipeline:
         settings = self.config.organism
         seed = self.config.generation.seed if settings.seed is None else settings.seed
         inputs = {
-            "organism": settings.model_dump(mode="json"),
+            "organism": settings.model_dump(mode="json", exclude={"shared_cache"}),
             "seed": seed,
             "target": self.config.models.target.model_dump(mode="json"),
             "package_data": self._data_hash,
         }
 
+        shared = settings.shared_cache
+        if shared is None:
+            shared = self.config.models.target.model == "embedded"
+
         def work(ctx: StageContext) -> dict[str, Any]:
             from teachwhy.data.organism import build_organism_data
+            from teachwhy.experiment import organism_cache
             from teachwhy.train.run import resolve_target_path, train_model
 
+            if shared and (restored := organism_cache.restore(ctx)) is not None:
+                return restored
             data = ctx.dir / "organism.jsonl"
             report = build_organism_data(
                 list(settings.families),
@@ -364,13 +371,16 @@ class ExperimentPipeline:
                 config=settings.train,
                 resume=True,
             )
-            return {
+            built = {
                 "file": ctx.relative(data),
                 "report": report.to_dict(),
                 "model": ctx.relative(result.final.path),
                 "log": ctx.relative(result.log_path),
                 "steps": result.steps,
             }
+            if shared:
+                organism_cache.publish(ctx, built)
+            return built
 
         detail = f"{ORGANISM_LABEL}; target={self._target_spec()}"
         return self.runner.stage("organism", "organism", inputs, work, detail=detail)
