@@ -188,7 +188,8 @@ def test_a_shared_organism_is_built_once_and_copied_into_the_next_workspace(
     configs = []
     for name in ("first", "second"):
         config = workspace(tmp_path / name, tiny_target)
-        text = config.read_text().replace("organism:\n  worlds:", "organism:\n  shared_cache: true\n  worlds:")
+        shared = "organism:\n  shared_cache: true\n  worlds:"
+        text = config.read_text().replace("organism:\n  worlds:", shared)
         config.write_text(text.split("  - name: organism_advice")[0])
         configs.append(config)
 

@@ -1,11 +1,11 @@
 """The model organism, shared between workspaces like the bundled model it is built from.
 
-Building the organism is the slowest stage of a small experiment on a laptop, and its result depends only on
-its stage key (the target, the ``organism`` settings, the seed and the packaged data). So when the target is the
-bundled model (or ``organism.shared_cache`` says so), the finished stage's files (the training data, the merged
-weights, the training log and the stage result) are published to ``<cache>/organisms/<key>/`` and a later
-workspace with the same key copies them instead of training again. A published folder is complete or absent:
-it is written under a temporary name and renamed, and a marker file is written last.
+Building the organism is the slowest stage of a small experiment on a laptop, and its result depends only
+on its stage key (the target, the ``organism`` settings, the seed and the packaged data). So when the target
+is the bundled model (or ``organism.shared_cache`` says so), the finished stage's files (the training data,
+the merged weights, the training log and the stage result) are published to ``<cache>/organisms/<key>/``
+and a later workspace with the same key copies them instead of training again. A published folder is
+complete or absent: it is written under a temporary name and renamed, and a marker file is written last.
 """
 
 from __future__ import annotations
