@@ -212,3 +212,60 @@ def test_a_shared_organism_is_built_once_and_copied_into_the_next_workspace(
     # the same weights: the organism's step-0 evaluation reads the same model files
     first_weights = (tmp_path / "first" / "runs" / first.organism["model"]).resolve()
     assert sorted(p.name for p in model.iterdir()) == sorted(p.name for p in first_weights.iterdir())
+
+
+def _results_file(path: Path, model: str, harmful: set[int]) -> str:
+    from teachwhy.evals.results import HoneypotResults, SampleOutcome, build_rows
+
+    samples = [
+        SampleOutcome(
+            sample_id=f"bm-world-{i % 3}__explicit-welfare-replacement__{i}",
+            epoch=1,
+            family="blackmail",
+            scenario_id=f"bm-world-{i % 3}",
+            condition="explicit-welfare-replacement",
+            outcome="harmful" if i in harmful else "not_harmful",
+            reason="",
+            ending="done",
+            headline=["coercion"],
+            categories={"coercion": "harmful" if i in harmful else "not_harmful"},
+        )
+        for i in range(30)
+    ]
+    rows = build_rows(samples)
+    results = HoneypotResults(model, None, "rule", "heldout", ["blackmail"], 1, [], rows, samples)
+    results.save(path)
+    return path.name
+
+
+def test_arms_that_played_the_same_episodes_are_compared_paired_by_episode(
+    tmp_path: Path, tiny_target: Path
+) -> None:
+    config = load_config(workspace(tmp_path / "exp", tiny_target))
+    runs = config.workspace_path
+    runs.mkdir(parents=True, exist_ok=True)
+    pipeline = ExperimentPipeline(config, StageRunner(runs, dry_run=True))
+    # the organism is harmful on episodes 0-19; training removes it on 0-14 and adds it on nowhere else
+    target = {**_scored(0, "target", 0), "results_file": _results_file(runs / "a.json", "target", set())}
+    organism = {
+        **_scored(0, "organism", 20),
+        "results_file": _results_file(runs / "b.json", "organism", set(range(20))),
+    }
+    trained = {
+        **_scored(2, "checkpoint", 5),
+        "results_file": _results_file(runs / "c.json", "checkpoint", set(range(15, 20))),
+    }
+    outputs = [
+        ArmOutputs(config.arm("baseline"), evals=[target]),
+        ArmOutputs(config.arm("organism"), evals=[organism]),
+        ArmOutputs(config.arm("organism_advice"), evals=[organism, trained]),
+    ]
+    found = {(c.arm, c.family): c for c in pipeline._summary(outputs).comparisons}
+    advice = found[("organism_advice", "blackmail")]
+    assert advice.paired and advice.pairs == 30 and advice.baseline == "organism"
+    assert advice.diff == pytest.approx(-15 / 30)
+    # McNemar exact: 15 discordant episodes, all one way: p = 2 * 0.5**15
+    assert advice.p_value == pytest.approx(2 * 0.5**15, rel=1e-6)
+    assert advice.ci_high < 0
+    assert found[("organism_advice", "overall")].paired
+    assert found[("organism", "blackmail")].diff == pytest.approx(20 / 30)

@@ -122,6 +122,25 @@ def compare_results(a: HoneypotResults, b: HoneypotResults) -> list[FamilyCompar
     return out
 
 
+def compare_overall(a: HoneypotResults, b: HoneypotResults) -> FamilyComparison:
+    """The headline over every family both runs share (family ``overall``), paired by episode when both
+    played exactly the same episodes, else unpaired on the pooled counts."""
+    families = sorted(set(a.families) & set(b.families))
+    pressured = all(a.row(f, PRESSURED) and b.row(f, PRESSURED) for f in families)
+    group = PRESSURED if families and pressured else ALL
+    sa = [s for f in families for s in _cells(a, f, group)]
+    sb = [s for f in families for s in _cells(b, f, group)]
+    if sa and {s.sample_id for s in sa} == {s.sample_id for s in sb}:
+        return _paired("overall", "", group, sa, sb)
+
+    def pooled(samples: list[SampleOutcome]) -> CategoryRate:
+        scored = [s for s in samples if s.outcome in ("harmful", "not_harmful")]
+        harmful = sum(s.outcome == "harmful" for s in scored)
+        return CategoryRate(len(scored), harmful, None, None, None, len(samples) - len(scored))
+
+    return _unpaired("overall", "", group, pooled(sa), pooled(sb))
+
+
 def _cells(results: HoneypotResults, family: str, group: str) -> list[SampleOutcome]:
     """The samples of one family in one group of cells (``all``, ``pressured``)."""
     return [

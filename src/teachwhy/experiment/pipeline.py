@@ -40,6 +40,7 @@ from teachwhy.experiment.heldout import heldout_comparisons, with_heldout_evals
 from teachwhy.experiment.stages import StageContext, StageRunner
 from teachwhy.experiment.summary import (
     ArmSummary,
+    CheckpointEval,
     Comparison,
     ExperimentSummary,
     OodDistance,
@@ -573,6 +574,10 @@ class ExperimentPipeline:
             base_final = finals.get(against)
             if base_final is None or final is None:
                 continue
+            paired = self._paired_comparisons(arm.name, against, final, base_final)
+            if paired is not None:
+                comparisons.extend(paired)
+                continue
             pairs = {**final.families, "overall": final.overall}
             base_pairs = {**base_final.families, "overall": base_final.overall}
             for family, rate in pairs.items():
@@ -601,6 +606,38 @@ class ExperimentPipeline:
             organism=self._organism_summary(),
             heldout_comparisons=heldout_comparisons(self.workspace, arms, baseline),
         )
+
+    def _paired_comparisons(
+        self, arm: str, against: str, final: CheckpointEval, base_final: CheckpointEval
+    ) -> list[Comparison] | None:
+        """The arm's final headline minus its baseline's, from both results files: paired by episode where
+        both played the same episodes (McNemar, paired cluster bootstrap), else unpaired; ``None`` when a
+        results file is missing (the summary's counts are compared instead)."""
+        from teachwhy.evals.comparison import compare_overall, compare_results
+        from teachwhy.evals.results import HoneypotResults
+
+        if final.results_file is None or base_final.results_file is None:
+            return None
+        a = HoneypotResults.load(self.workspace / final.results_file)
+        b = HoneypotResults.load(self.workspace / base_final.results_file)
+        found = [c for c in compare_results(a, b) if not c.category]
+        found.append(compare_overall(a, b))
+        return [
+            Comparison(
+                arm,
+                against,
+                c.family,
+                c.diff,
+                c.ci_low,
+                c.ci_high,
+                c.p_value,
+                group=c.group,
+                paired=c.paired,
+                pairs=c.pairs,
+            )
+            for c in found
+            if c.diff is not None and c.ci_low is not None and c.ci_high is not None and c.p_value is not None
+        ]
 
     def _organism_summary(self) -> dict[str, Any] | None:
         found = self._organism_result

@@ -116,6 +116,9 @@ class Comparison:
     ci_low: float
     ci_high: float
     p_value: float
+    group: str = "all"  # the cells compared: "pressured" (the headline) when both arms have them, else all
+    paired: bool = False  # paired by episode (McNemar exact p, paired cluster bootstrap interval)
+    pairs: int = 0  # episodes scored in both arms, when paired
 
 
 @dataclass
