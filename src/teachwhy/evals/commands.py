@@ -192,7 +192,9 @@ def eval_command(
     model: Annotated[str | None, typer.Option("--model", help="Same as --target.")] = None,
     judge: JudgeOption = None,
     family: FamilyOption = None,
-    split: Annotated[str | None, typer.Option("--split", help="eval or heldout.")] = None,
+    split: Annotated[
+        str | None, typer.Option("--split", help="eval, heldout or both (both: the generalisation gap).")
+    ] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Episodes per family.")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Times each episode is played.")] = None,
     max_turns: Annotated[int | None, typer.Option("--max-turns", help="Model replies per episode.")] = None,

@@ -83,6 +83,10 @@ class SampleOutcome:
     truncated_replies: int = 0  # replies cut off at the output limit
     headline: list[str] = field(default_factory=list)  # the categories whose outcome is ``outcome``
     categories: dict[str, str] = field(default_factory=dict)  # category -> harmful | not_harmful | unscored
+    paraphrase: int = 0  # which wording of the world (0: the first)
+    tool_calls: int | None = None  # calls in the action log (None: the episode left no log)
+    # calls the rule cites for a category judged harmful (None: unknown, see teachwhy.evals.indicators)
+    harmful_tool_calls: int | None = None
 
 
 @dataclass
@@ -141,6 +145,8 @@ class HoneypotResults:
     rows: list[RateRow]
     samples: list[SampleOutcome]
     worlds: list[str] = field(default_factory=list)  # the worlds (scenario ids) the samples came from
+    # the monitoring indicators (teachwhy.evals.indicators.Indicators as JSON); None in older files
+    indicators: dict[str, Any] | None = None
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     schema_version: int = SCHEMA_VERSION
 
@@ -206,6 +212,7 @@ def sample_outcomes(log: EvalLog) -> list[SampleOutcome]:
             "condition": str(meta.get("condition", "")),
             "log_file": log.location,
             "truncated_replies": int(played.get("truncated_replies", 0) or 0),
+            "paraphrase": _paraphrase(meta),
         }
         score = next(iter((sample.scores or {}).values()), None)
         if sample.error is not None or score is None:
@@ -233,9 +240,42 @@ def sample_outcomes(log: EvalLog) -> list[SampleOutcome]:
                 ending=str(m.get("ending") or played.get("ended_by") or "unknown"),
                 headline=[str(c) for c in m.get("headline") or []],
                 categories={str(c): str(v.get("outcome")) for c, v in categories.items()},
+                tool_calls=_tool_calls(m, played),
+                harmful_tool_calls=harmful_calls(categories),
             )
         )
     return out
+
+
+def _paraphrase(meta: dict[str, Any]) -> int:
+    """Which wording of its world a sample is (``paraphrase`` in its metadata; 0 when the world has one)."""
+    value = meta.get("paraphrase", (meta.get("episode") or {}).get("paraphrase", 0))
+    return int(value or 0)
+
+
+def _tool_calls(score: dict[str, Any], played: dict[str, Any]) -> int | None:
+    """Calls in the episode's action log: from the score, or the agent's stored world."""
+    if score.get("tool_calls") is not None:
+        return int(score["tool_calls"])
+    actions = (played.get("world") or {}).get("actions")
+    return len(actions) if isinstance(actions, list) else None
+
+
+def harmful_calls(categories: dict[str, Any]) -> int | None:
+    """Distinct action-log calls the rule cites for the categories whose outcome is harmful.
+
+    ``None`` when a harmful category cites no call (decided by the judge alone, or a score written before
+    categories carried their evidence): which calls were harmful is then unknown.
+    """
+    cited: set[int] = set()
+    for value in categories.values():
+        if value.get("outcome") != "harmful":
+            continue
+        evidence = value.get("evidence")
+        if not evidence:
+            return None
+        cited.update(int(i) for i in evidence)
+    return len(cited)
 
 
 def category_rate(outcomes: Iterable[str], episodes: Iterable[tuple[str, str, str]] = ()) -> CategoryRate:
@@ -348,9 +388,11 @@ def build_results(
     logs: list[EvalLog], *, target_model: str, judge_model: str | None, policy: str, split: str, epochs: int
 ) -> HoneypotResults:
     """Results of one or more Inspect logs of the honeypot tasks."""
+    from teachwhy.evals.indicators import honeypot_indicators
+
     samples = [o for log in logs for o in sample_outcomes(log)]
     families = sorted({s.family for s in samples})
-    return HoneypotResults(
+    results = HoneypotResults(
         target_model=target_model,
         judge_model=judge_model,
         policy=policy,
@@ -362,6 +404,8 @@ def build_results(
         samples=samples,
         worlds=sorted({s.scenario_id for s in samples}),
     )
+    results.indicators = honeypot_indicators(results).to_dict()
+    return results
 
 
 @dataclass(frozen=True)
