@@ -50,6 +50,7 @@ _GROUP_ORDER = {"pressured": 0, "all": 1, "control": 2}
 
 def print_results_table(results: object) -> None:
     """Per family: the headline table (total row, then one per condition), then categories and endings."""
+    from teachwhy.evals.indicators_table import print_indicators_table
     from teachwhy.evals.results import ALL, HoneypotResults, failed_samples
 
     assert isinstance(results, HoneypotResults)
@@ -104,6 +105,7 @@ def print_results_table(results: object) -> None:
         "refused/unparseable/failed, or an incomplete ending); err.: target or episode failed; disagr.: rule "
         "and judge disagree; malf.: malformed tool calls; cut: replies cut off at the output limit"
     )
+    print_indicators_table(console, results.indicators, title=results.target_model)
     failed = failed_samples(results)
     if failed.failed:
         console.print(f"[yellow]{failed.describe()}[/yellow]")

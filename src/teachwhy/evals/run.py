@@ -74,7 +74,7 @@ def run_honeypot_eval(
     if judge is None and settings.policy != "rule":
         judge = role_model(config, "judge", temperature=0.0)
     directory = Path(log_dir) if log_dir is not None else default_log_dir(config)
-    splits: list[str] = list(BOTH_SPLITS) if settings.split == "both" else [settings.split]
+    splits = evaluated_splits(settings.split)
     worlds = worlds_by_split(_opt(settings.worlds), splits)
     tasks = [
         honeypot_task(
@@ -136,6 +136,11 @@ def run_honeypot_eval(
     return results
 
 
+def evaluated_splits(split: str) -> list[str]:
+    """The splits a ``split`` setting evaluates, the headline first (``both``: held-out, then eval)."""
+    return list(BOTH_SPLITS) if split == "both" else [split]
+
+
 def task_name(split: str, *, primary: bool) -> str:
     """``honeypots`` for the run's (first) split, ``honeypots-<split>`` for the split it is compared with."""
     return "honeypots" if primary else f"honeypots-{split}"
@@ -146,7 +151,7 @@ def compared_results_file(split: str) -> str:
     return f"honeypot-results-{split}.json"
 
 
-def worlds_by_split(names: list[str] | None, splits: list[str]) -> dict[str, list[str] | None]:
+def worlds_by_split(names: list[str] | None, splits: Sequence[str]) -> dict[str, list[str] | None]:
     """The world filter of each split: every named world goes to its own split when several are run.
 
     Raises:

@@ -482,6 +482,7 @@ class ExperimentPipeline:
                         self.config, target=target, log_dir=ctx.dir, display=self.eval_display
                     )
             self._check_failed_share(name, step, results, ctx)
+            compared = (results.indicators or {}).get("compared_results")
             return {
                 "step": step,
                 "model": model,
@@ -489,6 +490,8 @@ class ExperimentPipeline:
                 "results_file": ctx.relative(ctx.dir / RESULTS_FILE),
                 "log_files": [ctx.relative(ctx.dir / Path(f).name) for f in results.log_files],
                 "rows": [asdict(row) for row in results.rows],
+                "indicators": results.indicators,
+                "compared_results_file": ctx.relative(ctx.dir / compared) if compared else None,
             }
 
         result = self.runner.stage("eval", name, inputs, work, after=after, detail=f"target={model}")
@@ -511,13 +514,28 @@ class ExperimentPipeline:
 
     # -- OOD --------------------------------------------------------------------------------------------
 
-    def eval_prompts(self) -> dict[str, list[str]]:
-        """Each evaluated family's rendered prompts (system prompt, task, and the world's texts)."""
+    def eval_prompts(self, split: str | None = None) -> dict[str, list[str]]:
+        """Each evaluated family's rendered prompts (system prompt, task, and the world's texts) on one split
+        (default: the configured one; with ``both``, the held-out), only the worlds ``eval.worlds`` names."""
+        from teachwhy.evals.run import evaluated_splits, worlds_by_split
         from teachwhy.evals.tasks import honeypot_episodes
 
         settings = self.config.eval
+        splits = evaluated_splits(settings.split)
+        split = split or splits[0]
+        worlds = worlds_by_split(list(settings.worlds) if settings.worlds else None, splits)
         prompts: dict[str, list[str]] = {}
-        for episode in honeypot_episodes(list(settings.families), split=settings.split, limit=settings.limit):
+        episodes = honeypot_episodes(
+            list(settings.families),
+            split=split,
+            limit=settings.limit,
+            goal_types=list(settings.goal_types) if settings.goal_types else None,
+            goal_values=settings.goal_values,
+            urgencies=list(settings.urgencies) if settings.urgencies else None,
+            seed=settings.seed,
+            worlds=worlds[split],
+        )
+        for episode in episodes:
             texts = [episode.system_prompt, episode.task, *_strings(episode.world)]
             prompts.setdefault(episode.family, []).append("\n".join(t for t in texts if t))
         return prompts
@@ -529,12 +547,26 @@ class ExperimentPipeline:
         }
 
         def work(ctx: StageContext) -> dict[str, Any]:
+            from teachwhy.evals.run import evaluated_splits
             from teachwhy.experiment.ood import ood_distances, training_texts
 
             assert mix is not None
             texts = training_texts([self.workspace / mix["file"]])
-            distances = ood_distances({arm.name: texts}, self.eval_prompts())
-            return {"distances": [d.__dict__ for d in distances]}
+            splits = evaluated_splits(self.config.eval.split)
+            # one call for every split, so the training data is embedded once
+            which: dict[str, tuple[str, str]] = {}
+            evaluations: dict[str, list[str]] = {}
+            for s in splits:
+                for family, prompts in self.eval_prompts(s).items():
+                    which[f"{family}/{s}"] = (family, s)
+                    evaluations[f"{family}/{s}"] = prompts
+            distances = ood_distances({arm.name: texts}, evaluations)
+            return {
+                "distances": [
+                    {**d.__dict__, "evaluation": which[d.evaluation][0], "split": which[d.evaluation][1]}
+                    for d in distances
+                ]
+            }
 
         return self.runner.stage("ood", arm.name, inputs, work, after=[mix])
 
