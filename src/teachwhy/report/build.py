@@ -26,6 +26,7 @@ from teachwhy.experiment.summary import ArmSummary, CheckpointEval, ExperimentSu
 from teachwhy.report import charts
 from teachwhy.report.design_tables import design_context
 from teachwhy.report.heldout import heldout_context
+from teachwhy.report.indicators import indicators_context
 from teachwhy.report.render import ci, data_value, href, pct, render
 from teachwhy.report.transcripts import CheckpointTranscripts, LogSamples, load_checkpoint
 from teachwhy.storage import atomic_write_text
@@ -207,6 +208,7 @@ def _index_context(report: Report) -> dict[str, Any]:
         "behaviour": _behaviour_rows(report, families, colours),
         "controls": _controls_row(s.controls, columns),
         "design": design_context(s),
+        "indicators": indicators_context(s),
         "charts": {
             "rates": Markup(charts.rate_bars(columns, arm_names, bar_marks, colours)),
             "pareto": Markup(charts.pareto_plot(pareto_points, colours)),
