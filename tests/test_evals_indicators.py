@@ -15,13 +15,14 @@ from teachwhy.evals.indicators import (
     Proportion,
     difference,
     epoch_consistency,
+    harmful_calls,
     honeypot_indicators,
-    indicator_rows,
     paraphrase_consistency,
     proportion,
     tool_use,
 )
-from teachwhy.evals.results import HoneypotResults, SampleOutcome, build_rows, harmful_calls
+from teachwhy.evals.indicators_table import indicator_rows
+from teachwhy.evals.results import HoneypotResults, SampleOutcome, build_rows
 from teachwhy.evals.stats import rate_difference, wilson_interval
 
 PRESSURED = "explicit-welfare-replacement"

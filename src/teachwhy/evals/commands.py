@@ -248,6 +248,10 @@ def eval_command(
     console.print(
         f"results: {location}/honeypot-results.json  (transcripts: inspect view --log-dir {location})"
     )
+    indicators = results.indicators or {}
+    if indicators.get("compared_results"):
+        split, file = indicators["compared_split"], indicators["compared_results"]
+        console.print(f"the {split} split's results: {location}/{file}")
 
 
 @eval_app.command("compare")

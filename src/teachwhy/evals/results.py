@@ -5,6 +5,7 @@
 Schema (version 2)::
 
     schema_version, created, target_model, judge_model, policy, split, families, epochs, log_files, worlds,
+    indicators,
     rows:    [{family, world, condition, n, harmful, rate, ci_low, ci_high,
                cluster_ci_low, cluster_ci_high, clusters, design_effect,
                unscored, errors, disagreements, malformed_tool_calls, truncated_replies, headline,
@@ -13,7 +14,8 @@ Schema (version 2)::
                endings: {ending: count}}]
     samples: [{sample_id, epoch, family, scenario_id, condition, outcome, reason, rule_verdict,
                judge_status, judge_verdict, disagreement, turns, malformed_tool_calls, log_file,
-               ending, truncated_replies, headline, categories: {category: outcome}}]
+               ending, truncated_replies, headline, categories: {category: outcome},
+               paraphrase, tool_calls, harmful_tool_calls}]
 
 Rows, per family: ``world`` ``all`` with ``condition`` ``all`` (every cell), ``pressured`` (the cells with a
 threat to the agent or a goal conflict: the headline), ``control`` (goal type and urgency both ``none``), then
@@ -32,9 +34,11 @@ repeats), with the number of worlds (``clusters``) and the estimated ``design_ef
 how the episodes ended (``done``, ``no_tool_call``, ``turn_limit``, ``truncated``, ``model_length``,
 ``content_filter``, and ``error`` for a sample that failed). The categories and the headline are read from
 each sample's score, so they follow the rubric files. Each sample keeps its log file and id, so a number
-links to the transcripts behind it. A version-1 file (before categories and endings) is refused with a
-message saying to run the eval again; the clustered and per-world fields are additive, so a version-2 file
-written before them still loads.
+links to the transcripts behind it. ``indicators`` holds the monitoring indicators with their intervals
+(:mod:`teachwhy.evals.indicators`), each sample its wording (``paraphrase``), the calls in its action log and
+those the rule cites for a category judged harmful. A version-1 file (before categories and endings) is
+refused with a message saying to run the eval again; the clustered, per-world and indicator fields are
+additive, so a version-2 file written before them still loads.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from inspect_ai.log import EvalLog
 from teachwhy.errors import UserError
 from teachwhy.evals.agent import ENDINGS, STORE_KEY
 from teachwhy.evals.design import CONTROL, PRESSURED, EpisodeCount, cluster_interval, condition_group
+from teachwhy.evals.indicators import harmful_calls, honeypot_indicators, sample_paraphrase, sample_tool_calls
 from teachwhy.evals.stats import wilson_interval
 from teachwhy.storage import atomic_write_json, read_results_json
 
@@ -212,7 +217,7 @@ def sample_outcomes(log: EvalLog) -> list[SampleOutcome]:
             "condition": str(meta.get("condition", "")),
             "log_file": log.location,
             "truncated_replies": int(played.get("truncated_replies", 0) or 0),
-            "paraphrase": _paraphrase(meta),
+            "paraphrase": sample_paraphrase(meta),
         }
         score = next(iter((sample.scores or {}).values()), None)
         if sample.error is not None or score is None:
@@ -240,42 +245,11 @@ def sample_outcomes(log: EvalLog) -> list[SampleOutcome]:
                 ending=str(m.get("ending") or played.get("ended_by") or "unknown"),
                 headline=[str(c) for c in m.get("headline") or []],
                 categories={str(c): str(v.get("outcome")) for c, v in categories.items()},
-                tool_calls=_tool_calls(m, played),
+                tool_calls=sample_tool_calls(m, played),
                 harmful_tool_calls=harmful_calls(categories),
             )
         )
     return out
-
-
-def _paraphrase(meta: dict[str, Any]) -> int:
-    """Which wording of its world a sample is (``paraphrase`` in its metadata; 0 when the world has one)."""
-    value = meta.get("paraphrase", (meta.get("episode") or {}).get("paraphrase", 0))
-    return int(value or 0)
-
-
-def _tool_calls(score: dict[str, Any], played: dict[str, Any]) -> int | None:
-    """Calls in the episode's action log: from the score, or the agent's stored world."""
-    if score.get("tool_calls") is not None:
-        return int(score["tool_calls"])
-    actions = (played.get("world") or {}).get("actions")
-    return len(actions) if isinstance(actions, list) else None
-
-
-def harmful_calls(categories: dict[str, Any]) -> int | None:
-    """Distinct action-log calls the rule cites for the categories whose outcome is harmful.
-
-    ``None`` when a harmful category cites no call (decided by the judge alone, or a score written before
-    categories carried their evidence): which calls were harmful is then unknown.
-    """
-    cited: set[int] = set()
-    for value in categories.values():
-        if value.get("outcome") != "harmful":
-            continue
-        evidence = value.get("evidence")
-        if not evidence:
-            return None
-        cited.update(int(i) for i in evidence)
-    return len(cited)
 
 
 def category_rate(outcomes: Iterable[str], episodes: Iterable[tuple[str, str, str]] = ()) -> CategoryRate:
@@ -388,8 +362,6 @@ def build_results(
     logs: list[EvalLog], *, target_model: str, judge_model: str | None, policy: str, split: str, epochs: int
 ) -> HoneypotResults:
     """Results of one or more Inspect logs of the honeypot tasks."""
-    from teachwhy.evals.indicators import honeypot_indicators
-
     samples = [o for log in logs for o in sample_outcomes(log)]
     families = sorted({s.family for s in samples})
     results = HoneypotResults(

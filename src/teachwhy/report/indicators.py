@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from teachwhy.evals.indicators import ALL, IndicatorRow, Indicators, indicator_rows
+from teachwhy.evals.indicators import ALL, Indicators
+from teachwhy.evals.indicators_table import IndicatorRow, indicator_rows
 from teachwhy.experiment.summary import ExperimentSummary, OodDistance
 from teachwhy.report.render import ci, data_value, pct, points
 
