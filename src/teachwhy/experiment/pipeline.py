@@ -483,6 +483,10 @@ class ExperimentPipeline:
                     )
             self._check_failed_share(name, step, results, ctx)
             compared = (results.indicators or {}).get("compared_results")
+            if compared:  # eval.split both: the eval split's results are held to the same limit
+                from teachwhy.evals.results import HoneypotResults
+
+                self._check_failed_share(name, step, HoneypotResults.load(ctx.dir / compared), ctx, compared)
             return {
                 "step": step,
                 "model": model,
@@ -497,7 +501,9 @@ class ExperimentPipeline:
         result = self.runner.stage("eval", name, inputs, work, after=after, detail=f"target={model}")
         return with_heldout_evals(self, result, name, model, step=step, after=after)
 
-    def _check_failed_share(self, name: str, step: int, results: HoneypotResults, ctx: StageContext) -> None:
+    def _check_failed_share(
+        self, name: str, step: int, results: HoneypotResults, ctx: StageContext, file: str | None = None
+    ) -> None:
         """Fail the stage (so it is not cached) when too many samples errored or went unscored."""
         from teachwhy.evals.results import RESULTS_FILE, failed_samples
 
@@ -509,7 +515,7 @@ class ExperimentPipeline:
         which = f"step {step} of arm {arm}" if arm else f"step {step} (the untrained target)"
         raise StageIncomplete(
             f"eval {which}: {failed.describe()} > {100 * limit:g}% (eval.max_failed_share); "
-            f"see {ctx.relative(ctx.dir / RESULTS_FILE)}; `teachwhy run` runs it again"
+            f"see {ctx.relative(ctx.dir / (file or RESULTS_FILE))}; `teachwhy run` runs it again"
         )
 
     # -- OOD --------------------------------------------------------------------------------------------
