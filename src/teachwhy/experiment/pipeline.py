@@ -550,6 +550,7 @@ class ExperimentPipeline:
         inputs = {
             "eval": self.config.eval.model_dump(mode="json", exclude=EVAL_GATES | HELDOUT_EVALS),
             "package_data": self._eval_hash,
+            "prompts": "per split, on the worlds and conditions evaluated",  # earlier results ignored both
         }
 
         def work(ctx: StageContext) -> dict[str, Any]:
