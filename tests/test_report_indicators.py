@@ -44,7 +44,9 @@ def test_the_index_shows_every_indicator_of_every_checkpoint_with_the_training_d
         ArmSummary(
             name="advice",
             checkpoints=[
-                CheckpointEval(step=0, model="target", indicators=indicators),
+                CheckpointEval(
+                    step=0, model="target", indicators=indicators, compared_results_file="e/eval.json"
+                ),
                 CheckpointEval(step=5, model="checkpoint-5"),  # evaluated before indicators existed
             ],
         )
@@ -76,3 +78,4 @@ def test_the_index_shows_every_indicator_of_every_checkpoint_with_the_training_d
     assert "heldout 3/8 vs eval 1/8" in text
     assert "training data: heldout: 0.40% 8-grams, NN 0.41 · eval: 20.00% 8-grams, NN 0.93" in text
     assert "blackmail (heldout)" in text and "blackmail (eval)" in text  # the OOD table names the split
+    assert "eval-split results (missing)" in text  # the checkpoint links the other split's results

@@ -274,6 +274,7 @@ def _checkpoint_rows(report: Report, columns: list[str], colours: dict[str, str]
                     "checkpoint": checkpoint,
                     "cells": [report.cell(arm.name, checkpoint, f, here) for f in columns],
                     "results": report.link(checkpoint.results_file, here, "results"),
+                    "compared": report.link(checkpoint.compared_results_file, here, "eval-split results"),
                     "logs": [
                         report.link(p, here, f"log {i}" if len(logs) > 1 else "log")
                         for i, p in enumerate(logs, start=1)
