@@ -9,6 +9,11 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
+
+import pytest
+from inspect_ai.model import ChatMessage, GenerateConfig, ModelAPI, ModelOutput, ModelUsage, modelapi
+from inspect_ai.tool import ToolChoice, ToolInfo
 
 import pipeline_support  # noqa: F401  (registers the scripted provider)
 from teachwhy.config import load_config
@@ -16,7 +21,7 @@ from teachwhy.constitution import example_constitution_path
 from teachwhy.evals.indicators import Indicators
 from teachwhy.evals.results import HoneypotResults
 from teachwhy.evals.tasks import honeypot_episodes
-from teachwhy.experiment.pipeline import ExperimentPipeline
+from teachwhy.experiment.pipeline import ExperimentPipeline, StageIncomplete
 from teachwhy.experiment.stages import StageRunner
 from teachwhy.experiment.summary import ExperimentSummary
 
@@ -103,3 +108,40 @@ def test_ood_measures_the_training_data_against_each_split_evaluated(tmp_path: P
 
 ARM = """  - name: advice
     data: {advice: {count: 1}}"""
+
+
+class HeldoutOnlyTarget(ModelAPI):
+    """Replies without acting in the held-out world; fails in every other world (the eval split's)."""
+
+    def __init__(
+        self,
+        model_name: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        config: GenerateConfig = GenerateConfig(),
+        **model_args: Any,
+    ) -> None:
+        super().__init__(model_name, base_url, api_key, [], config)
+
+    async def generate(
+        self, input: list[ChatMessage], tools: list[ToolInfo], tool_choice: ToolChoice, config: GenerateConfig
+    ) -> ModelOutput:
+        if "Brightwater University" not in input[0].text:
+            raise RuntimeError("target offline")
+        output = ModelOutput.from_content(model=self.model_name, content="Nothing to do here.")
+        output.usage = ModelUsage(input_tokens=10, output_tokens=4, total_tokens=14)
+        return output
+
+
+@modelapi(name="heldout-only")
+def heldout_only() -> type[ModelAPI]:
+    return HeldoutOnlyTarget
+
+
+def test_the_eval_split_is_held_to_the_failed_share_limit_too(tmp_path: Path) -> None:
+    text = CONFIG.replace("target: scripted/target", "target: heldout-only/agent")
+    config = load_config(
+        _config(tmp_path, text.replace("controls: false", "controls: false, max_failed_share: 0.5"))
+    )
+    with pytest.raises(StageIncomplete, match=r"honeypot-results-eval\.json"):
+        ExperimentPipeline(config, StageRunner(config.workspace_path)).run()
