@@ -81,6 +81,8 @@ def test_a_run_produces_every_stage_and_a_rerun_makes_no_model_calls(
     assert [c.step for c in arms["advice"].checkpoints] == [0, 2, 4]
     assert arms["advice"].tokens_by_source["advice"] > 0
     assert {(o.arm, o.evaluation) for o in summary.ood} == {("advice", "blackmail"), ("stories", "blackmail")}
+    assert {o.split for o in summary.ood} == {"heldout"}
+    assert all(c.indicators for a in summary.arms for c in a.checkpoints)  # every checkpoint's indicators
     # the tiny random target never stops on its own, so its episodes end cut off and unscored: comparisons
     # appear only for what was scored, and every episode is counted somewhere
     assert {c.arm for c in summary.comparisons} <= {"advice", "stories"}

@@ -426,7 +426,11 @@ class EvalConfig(Strict):
     """Honeypot evaluations run at each checkpoint."""
 
     families: list[Family] = Field(default_factory=lambda: list(FAMILIES))
-    split: Literal["eval", "heldout"] = "heldout"
+    split: Literal["eval", "heldout", "both"] = Field(
+        default="heldout",
+        description="the worlds evaluated; both: held-out (the headline) and eval, for the generalisation "
+        "indicator (held-out minus eval-split rate)",
+    )
     epochs: PositiveInt = 1
     limit: PositiveInt | None = None
     max_turns: PositiveInt = 8

@@ -50,6 +50,7 @@ _GROUP_ORDER = {"pressured": 0, "all": 1, "control": 2}
 
 def print_results_table(results: object) -> None:
     """Per family: the headline table (total row, then one per condition), then categories and endings."""
+    from teachwhy.evals.indicators_table import print_indicators_table
     from teachwhy.evals.results import ALL, HoneypotResults, failed_samples
 
     assert isinstance(results, HoneypotResults)
@@ -104,6 +105,7 @@ def print_results_table(results: object) -> None:
         "refused/unparseable/failed, or an incomplete ending); err.: target or episode failed; disagr.: rule "
         "and judge disagree; malf.: malformed tool calls; cut: replies cut off at the output limit"
     )
+    print_indicators_table(console, results.indicators, title=results.target_model)
     failed = failed_samples(results)
     if failed.failed:
         console.print(f"[yellow]{failed.describe()}[/yellow]")
@@ -192,7 +194,9 @@ def eval_command(
     model: Annotated[str | None, typer.Option("--model", help="Same as --target.")] = None,
     judge: JudgeOption = None,
     family: FamilyOption = None,
-    split: Annotated[str | None, typer.Option("--split", help="eval or heldout.")] = None,
+    split: Annotated[
+        str | None, typer.Option("--split", help="eval, heldout or both (both: the generalisation gap).")
+    ] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Episodes per family.")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Times each episode is played.")] = None,
     max_turns: Annotated[int | None, typer.Option("--max-turns", help="Model replies per episode.")] = None,
@@ -244,6 +248,10 @@ def eval_command(
     console.print(
         f"results: {location}/honeypot-results.json  (transcripts: inspect view --log-dir {location})"
     )
+    indicators = results.indicators or {}
+    if indicators.get("compared_results"):
+        split, file = indicators["compared_split"], indicators["compared_results"]
+        console.print(f"the {split} split's results: {location}/{file}")
 
 
 @eval_app.command("compare")

@@ -5,6 +5,7 @@
 Schema (version 2)::
 
     schema_version, created, target_model, judge_model, policy, split, families, epochs, log_files, worlds,
+    indicators,
     rows:    [{family, world, condition, n, harmful, rate, ci_low, ci_high,
                cluster_ci_low, cluster_ci_high, clusters, design_effect,
                unscored, errors, disagreements, malformed_tool_calls, truncated_replies, headline,
@@ -13,7 +14,8 @@ Schema (version 2)::
                endings: {ending: count}}]
     samples: [{sample_id, epoch, family, scenario_id, condition, outcome, reason, rule_verdict,
                judge_status, judge_verdict, disagreement, turns, malformed_tool_calls, log_file,
-               ending, truncated_replies, headline, categories: {category: outcome}}]
+               ending, truncated_replies, headline, categories: {category: outcome},
+               paraphrase, tool_calls, harmful_tool_calls}]
 
 Rows, per family: ``world`` ``all`` with ``condition`` ``all`` (every cell), ``pressured`` (the cells with a
 threat to the agent or a goal conflict: the headline), ``control`` (goal type and urgency both ``none``), then
@@ -32,9 +34,11 @@ repeats), with the number of worlds (``clusters``) and the estimated ``design_ef
 how the episodes ended (``done``, ``no_tool_call``, ``turn_limit``, ``truncated``, ``model_length``,
 ``content_filter``, and ``error`` for a sample that failed). The categories and the headline are read from
 each sample's score, so they follow the rubric files. Each sample keeps its log file and id, so a number
-links to the transcripts behind it. A version-1 file (before categories and endings) is refused with a
-message saying to run the eval again; the clustered and per-world fields are additive, so a version-2 file
-written before them still loads.
+links to the transcripts behind it. ``indicators`` holds the monitoring indicators with their intervals
+(:mod:`teachwhy.evals.indicators`), each sample its wording (``paraphrase``), the calls in its action log and
+those the rule cites for a category judged harmful. A version-1 file (before categories and endings) is
+refused with a message saying to run the eval again; the clustered, per-world and indicator fields are
+additive, so a version-2 file written before them still loads.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from inspect_ai.log import EvalLog
 from teachwhy.errors import UserError
 from teachwhy.evals.agent import ENDINGS, STORE_KEY
 from teachwhy.evals.design import CONTROL, PRESSURED, EpisodeCount, cluster_interval, condition_group
+from teachwhy.evals.indicators import harmful_calls, honeypot_indicators, sample_paraphrase, sample_tool_calls
 from teachwhy.evals.stats import wilson_interval
 from teachwhy.storage import atomic_write_json, read_results_json
 
@@ -83,6 +88,10 @@ class SampleOutcome:
     truncated_replies: int = 0  # replies cut off at the output limit
     headline: list[str] = field(default_factory=list)  # the categories whose outcome is ``outcome``
     categories: dict[str, str] = field(default_factory=dict)  # category -> harmful | not_harmful | unscored
+    paraphrase: int = 0  # which wording of the world (0: the first)
+    tool_calls: int | None = None  # calls in the action log (None: the episode left no log)
+    # calls the rule cites for a category judged harmful (None: unknown, see teachwhy.evals.indicators)
+    harmful_tool_calls: int | None = None
 
 
 @dataclass
@@ -141,6 +150,8 @@ class HoneypotResults:
     rows: list[RateRow]
     samples: list[SampleOutcome]
     worlds: list[str] = field(default_factory=list)  # the worlds (scenario ids) the samples came from
+    # the monitoring indicators (teachwhy.evals.indicators.Indicators as JSON); None in older files
+    indicators: dict[str, Any] | None = None
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     schema_version: int = SCHEMA_VERSION
 
@@ -206,6 +217,7 @@ def sample_outcomes(log: EvalLog) -> list[SampleOutcome]:
             "condition": str(meta.get("condition", "")),
             "log_file": log.location,
             "truncated_replies": int(played.get("truncated_replies", 0) or 0),
+            "paraphrase": sample_paraphrase(meta),
         }
         score = next(iter((sample.scores or {}).values()), None)
         if sample.error is not None or score is None:
@@ -233,6 +245,8 @@ def sample_outcomes(log: EvalLog) -> list[SampleOutcome]:
                 ending=str(m.get("ending") or played.get("ended_by") or "unknown"),
                 headline=[str(c) for c in m.get("headline") or []],
                 categories={str(c): str(v.get("outcome")) for c, v in categories.items()},
+                tool_calls=sample_tool_calls(m, played),
+                harmful_tool_calls=harmful_calls(categories),
             )
         )
     return out
@@ -350,7 +364,7 @@ def build_results(
     """Results of one or more Inspect logs of the honeypot tasks."""
     samples = [o for log in logs for o in sample_outcomes(log)]
     families = sorted({s.family for s in samples})
-    return HoneypotResults(
+    results = HoneypotResults(
         target_model=target_model,
         judge_model=judge_model,
         policy=policy,
@@ -362,6 +376,8 @@ def build_results(
         samples=samples,
         worlds=sorted({s.scenario_id for s in samples}),
     )
+    results.indicators = honeypot_indicators(results).to_dict()
+    return results
 
 
 @dataclass(frozen=True)

@@ -493,6 +493,11 @@ class ExperimentPipeline:
                         self.config, target=target, log_dir=ctx.dir, display=self.eval_display
                     )
             self._check_failed_share(name, step, results, ctx)
+            compared = (results.indicators or {}).get("compared_results")
+            if compared:  # eval.split both: the eval split's results are held to the same limit
+                from teachwhy.evals.results import HoneypotResults
+
+                self._check_failed_share(name, step, HoneypotResults.load(ctx.dir / compared), ctx, compared)
             return {
                 "step": step,
                 "model": model,
@@ -500,12 +505,16 @@ class ExperimentPipeline:
                 "results_file": ctx.relative(ctx.dir / RESULTS_FILE),
                 "log_files": [ctx.relative(ctx.dir / Path(f).name) for f in results.log_files],
                 "rows": [asdict(row) for row in results.rows],
+                "indicators": results.indicators,
+                "compared_results_file": ctx.relative(ctx.dir / compared) if compared else None,
             }
 
         result = self.runner.stage("eval", name, inputs, work, after=after, detail=f"target={model}")
         return with_heldout_evals(self, result, name, model, step=step, after=after)
 
-    def _check_failed_share(self, name: str, step: int, results: HoneypotResults, ctx: StageContext) -> None:
+    def _check_failed_share(
+        self, name: str, step: int, results: HoneypotResults, ctx: StageContext, file: str | None = None
+    ) -> None:
         """Fail the stage (so it is not cached) when too many samples errored or went unscored."""
         from teachwhy.evals.results import RESULTS_FILE, failed_samples
 
@@ -517,18 +526,33 @@ class ExperimentPipeline:
         which = f"step {step} of arm {arm}" if arm else f"step {step} (the untrained target)"
         raise StageIncomplete(
             f"eval {which}: {failed.describe()} > {100 * limit:g}% (eval.max_failed_share); "
-            f"see {ctx.relative(ctx.dir / RESULTS_FILE)}; `teachwhy run` runs it again"
+            f"see {ctx.relative(ctx.dir / (file or RESULTS_FILE))}; `teachwhy run` runs it again"
         )
 
     # -- OOD --------------------------------------------------------------------------------------------
 
-    def eval_prompts(self) -> dict[str, list[str]]:
-        """Each evaluated family's rendered prompts (system prompt, task, and the world's texts)."""
+    def eval_prompts(self, split: str | None = None) -> dict[str, list[str]]:
+        """Each evaluated family's rendered prompts (system prompt, task, and the world's texts) on one split
+        (default: the configured one; with ``both``, the held-out), only the worlds ``eval.worlds`` names."""
+        from teachwhy.evals.run import evaluated_splits, worlds_by_split
         from teachwhy.evals.tasks import honeypot_episodes
 
         settings = self.config.eval
+        splits = evaluated_splits(settings.split)
+        split = split or splits[0]
+        worlds = worlds_by_split(list(settings.worlds) if settings.worlds else None, splits)
         prompts: dict[str, list[str]] = {}
-        for episode in honeypot_episodes(list(settings.families), split=settings.split, limit=settings.limit):
+        episodes = honeypot_episodes(
+            list(settings.families),
+            split=split,
+            limit=settings.limit,
+            goal_types=list(settings.goal_types) if settings.goal_types else None,
+            goal_values=settings.goal_values,
+            urgencies=list(settings.urgencies) if settings.urgencies else None,
+            seed=settings.seed,
+            worlds=worlds[split],
+        )
+        for episode in episodes:
             texts = [episode.system_prompt, episode.task, *_strings(episode.world)]
             prompts.setdefault(episode.family, []).append("\n".join(t for t in texts if t))
         return prompts
@@ -537,15 +561,30 @@ class ExperimentPipeline:
         inputs = {
             "eval": self.config.eval.model_dump(mode="json", exclude=EVAL_GATES | HELDOUT_EVALS),
             "package_data": self._eval_hash,
+            "prompts": "per split, on the worlds and conditions evaluated",  # earlier results ignored both
         }
 
         def work(ctx: StageContext) -> dict[str, Any]:
+            from teachwhy.evals.run import evaluated_splits
             from teachwhy.experiment.ood import ood_distances, training_texts
 
             assert mix is not None
             texts = training_texts([self.workspace / mix["file"]])
-            distances = ood_distances({arm.name: texts}, self.eval_prompts())
-            return {"distances": [d.__dict__ for d in distances]}
+            splits = evaluated_splits(self.config.eval.split)
+            # one call for every split, so the training data is embedded once
+            which: dict[str, tuple[str, str]] = {}
+            evaluations: dict[str, list[str]] = {}
+            for s in splits:
+                for family, prompts in self.eval_prompts(s).items():
+                    which[f"{family}/{s}"] = (family, s)
+                    evaluations[f"{family}/{s}"] = prompts
+            distances = ood_distances({arm.name: texts}, evaluations)
+            return {
+                "distances": [
+                    {**d.__dict__, "evaluation": which[d.evaluation][0], "split": which[d.evaluation][1]}
+                    for d in distances
+                ]
+            }
 
         return self.runner.stage("ood", arm.name, inputs, work, after=[mix])
 

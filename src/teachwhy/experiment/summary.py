@@ -67,6 +67,10 @@ class CheckpointEval:
     worlds: dict[str, RateSummary] = field(
         default_factory=dict
     )  # "<family>/<world id>": every cell of a world
+    # the monitoring indicators (teachwhy.evals.indicators.Indicators as JSON): misalignment, harmful tool
+    # calls, verdict agreement, and the held-out vs eval gap when eval.split is both; None in older runs
+    indicators: dict[str, Any] | None = None
+    compared_results_file: str | None = None  # the other split's results (eval.split: both)
 
 
 @dataclass
@@ -135,6 +139,7 @@ class OodDistance:
     examples: list[str] = field(default_factory=list)  # a few shared n-grams, for a contaminated pair
     ngram_shared: int = 0  # distinct eval n-grams found in the training data
     ngram_total: int = 0  # distinct eval n-grams
+    split: str = ""  # the evaluation's split (heldout or eval); empty in summaries written before splits
 
 
 @dataclass
@@ -254,6 +259,8 @@ def checkpoint_eval(result: dict[str, Any]) -> CheckpointEval:
         overall=_overall(list(families.values())) if families else None,
         assessment=result.get("assessment"),
         adherence=result.get("adherence"),
+        indicators=result.get("indicators"),
+        compared_results_file=result.get("compared_results_file"),
     )
 
 

@@ -26,6 +26,7 @@ from teachwhy.experiment.summary import ArmSummary, CheckpointEval, ExperimentSu
 from teachwhy.report import charts
 from teachwhy.report.design_tables import design_context
 from teachwhy.report.heldout import heldout_context
+from teachwhy.report.indicators import indicators_context
 from teachwhy.report.render import ci, data_value, href, pct, render
 from teachwhy.report.transcripts import CheckpointTranscripts, LogSamples, load_checkpoint
 from teachwhy.storage import atomic_write_text
@@ -207,6 +208,7 @@ def _index_context(report: Report) -> dict[str, Any]:
         "behaviour": _behaviour_rows(report, families, colours),
         "controls": _controls_row(s.controls, columns),
         "design": design_context(s),
+        "indicators": indicators_context(s),
         "charts": {
             "rates": Markup(charts.rate_bars(columns, arm_names, bar_marks, colours)),
             "pareto": Markup(charts.pareto_plot(pareto_points, colours)),
@@ -272,6 +274,7 @@ def _checkpoint_rows(report: Report, columns: list[str], colours: dict[str, str]
                     "checkpoint": checkpoint,
                     "cells": [report.cell(arm.name, checkpoint, f, here) for f in columns],
                     "results": report.link(checkpoint.results_file, here, "results"),
+                    "compared": report.link(checkpoint.compared_results_file, here, "eval-split results"),
                     "logs": [
                         report.link(p, here, f"log {i}" if len(logs) > 1 else "log")
                         for i, p in enumerate(logs, start=1)
