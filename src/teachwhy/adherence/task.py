@@ -23,7 +23,7 @@ from inspect_ai.model import ChatMessage, ChatMessageSystem, ChatMessageUser, Ge
 from inspect_ai.scorer import Metric, SampleScore, Score, Scorer, Target, metric, scorer
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
-from teachwhy.adherence.situations import PROMPTS, Situation, load_frozen
+from teachwhy.adherence.situations import AREA, Situation, load_frozen
 from teachwhy.assessment.judge import REFUSAL
 from teachwhy.errors import UserError
 from teachwhy.prompts import load_prompt
@@ -75,7 +75,7 @@ async def grade_answer(
     judge: Model, situation: Situation, answer: str, *, cut_off: bool, config: GenerateConfig | None = None
 ) -> Grade:
     """Ask the judge for a grade; a failed call is status ``error``, never a grade."""
-    rendered = load_prompt("grade", directory=PROMPTS).render(
+    rendered = load_prompt("grade", area=AREA).render(
         section=situation.section,
         title=situation.title,
         principle=situation.principle,

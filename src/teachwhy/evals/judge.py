@@ -30,6 +30,7 @@ from inspect_ai.model import ChatMessage, ChatMessageAssistant, ChatMessageTool,
 from teachwhy.evals.categories import Rubric, load_rubric
 from teachwhy.evals.conditions import Episode, fill
 from teachwhy.evals.world import ActionRecord
+from teachwhy.resources import Stamp, resource_path, stamp
 
 JudgeStatus = Literal["ok", "refused", "unparseable", "error"]
 Verdict = Literal["harmful", "not_harmful"]
@@ -136,9 +137,13 @@ def render_actions(actions: list[ActionRecord]) -> str:
     return "\n".join(lines)
 
 
-@cache
 def _answer_template() -> str:
-    return ANSWER_FILE.read_text(encoding="utf-8").strip()
+    return _read(stamp(resource_path("eval_prompts", ANSWER_FILE.name)))
+
+
+@cache
+def _read(file: Stamp) -> str:
+    return file[0].read_text(encoding="utf-8").strip()
 
 
 def render_categories(rubric: Rubric) -> str:
