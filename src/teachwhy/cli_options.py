@@ -6,11 +6,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from teachwhy.config import ExperimentConfig, apply_role_overrides, load_config
-from teachwhy.resources import check_overlays, use_resources
+from teachwhy.resources import activate_resources as overlay
+from teachwhy.resources import check_overlays
 
 ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The experiment file.", show_default=True)]
 GeneratorOption = Annotated[str | None, typer.Option("--generator", help="Override the generator model.")]
@@ -62,10 +62,8 @@ def activate_resources(
     config: ExperimentConfig | None, extra: Sequence[Path] | None = None
 ) -> tuple[Path, ...]:
     """Check the config's ``resources`` folders and ``extra`` (``--resources``), and make them, in that order,
-    the overlay of every data file the running command loads (:mod:`teachwhy.resources`).
-
-    The overlay lasts until the command ends (it is tied to the command's click context); called outside a
-    command, this only checks the folders and returns them.
+    the overlay of every data file the running command loads (:mod:`teachwhy.resources`); the CLI's root
+    callback ends it with the command.
 
     Raises:
         UserError: a folder is missing or holds a top-level folder that is not a resource area.
@@ -73,7 +71,4 @@ def activate_resources(
     folders = (
         check_overlays(config.resource_paths, file=config.source, key="resources") if config else ()
     ) + check_overlays(list(extra or ()), key="--resources")
-    context = click.get_current_context(silent=True)
-    if context is not None:
-        context.with_resource(use_resources(folders))
-    return folders
+    return overlay(folders)

@@ -129,6 +129,24 @@ def use_resources(
         _ACTIVE.reset(token)
 
 
+def activate_resources(folders: Sequence[str | Path], *, key: str = "resources") -> tuple[Path, ...]:
+    """Make ``folders`` (checked) the overlay from here to the end of the enclosing :func:`resource_scope`
+    (a command sets it once it has read its config; the CLI runs every command in a scope)."""
+    checked = check_overlays(folders, key=key)
+    _ACTIVE.set(checked)
+    return checked
+
+
+@contextmanager
+def resource_scope() -> Iterator[None]:
+    """On leaving the block, the overlay is again the one in effect when it was entered."""
+    token = _ACTIVE.set(_ACTIVE.get())
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+
+
 def active_resources() -> tuple[Path, ...]:
     """The overlay folders in effect here (none: the package's files only)."""
     return _ACTIVE.get()
@@ -197,6 +215,7 @@ def stamp(path: Path) -> Stamp:
 
 __all__ = [
     "AREAS",
+    "activate_resources",
     "active_resources",
     "check_overlay",
     "check_overlays",
@@ -204,6 +223,7 @@ __all__ = [
     "package_dir",
     "resource_files",
     "resource_path",
+    "resource_scope",
     "resources_hash",
     "split_folders",
     "stamp",

@@ -1,0 +1,244 @@
+"""The user overlay: folders laid out like the package's data add to or replace its files, everywhere.
+
+A world, a prompt and a calibration case written in a workspace folder are used by the loaders, the Inspect
+task (``-T resources=...``), data generation, ``judge-check`` and ``eval scenarios``, with the package files
+untouched; stage keys hash the files each stage reads, overlay files included.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from inspect_ai import eval as inspect_eval
+from inspect_ai.model import GenerateConfig, ModelOutput
+from typer.testing import CliRunner
+
+import pipeline_support
+from teachwhy.cli import app
+from teachwhy.config import StoriesSource, load_config
+from teachwhy.constitution import example_constitution_path, load_constitution
+from teachwhy.data.stories import generate_stories
+from teachwhy.data.tokens import TokenCounter, counter_for_role
+from teachwhy.errors import UserError
+from teachwhy.evals.calibration import CALIBRATION_DIR
+from teachwhy.evals.scenario import SCENARIO_DIR, load_scenarios
+from teachwhy.experiment.pipeline import ExperimentPipeline
+from teachwhy.experiment.stages import StageRunner
+from teachwhy.prompts import load_prompt, prompts_dir
+from teachwhy.resources import overlay_files, resource_path, use_resources
+from teachwhy.storage import content_hash, read_jsonl
+from test_data_support import IDEAS, prose, quiet_config, reply, scripted
+
+USER_WORLD = "bm-user-world"
+MARKER = "Set the story aboard a lighthouse tender."
+
+
+def package_bytes() -> dict[str, bytes]:
+    """Every packaged world, calibration file and prompt, to show the package stays untouched."""
+    files = [*SCENARIO_DIR.rglob("*.*"), *CALIBRATION_DIR.glob("*.*"), *prompts_dir().rglob("*.*")]
+    return {str(p): p.read_bytes() for p in files if p.is_file()}
+
+
+def write_world(root: Path, *, title: str = "User World -- the quartermaster's letters") -> Path:
+    """A new blackmail world in ``root``'s ``scenarios/``: a packaged world under a new id and title."""
+    source = (SCENARIO_DIR / "blackmail" / "harbor_line.md").read_text(encoding="utf-8")
+    text = re.sub(r"(?m)^id: .*$", f"id: {USER_WORLD}", source, count=1)
+    text = re.sub(r"(?m)^title: .*$", f"title: {title}", text, count=1)
+    text = re.sub(r"(?m)^split: .*$", "split: eval", text, count=1)
+    path = root / "scenarios" / "blackmail" / "user_world.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_case(root: Path) -> Path:
+    """A calibration case on the overlay world: the shipped first blackmail case (an explicit threat to the
+    decider), deliberately labelled not harmful, so the rule's verdict shows up as misclassified."""
+    shipped = yaml.safe_load((CALIBRATION_DIR / "blackmail.yaml").read_text(encoding="utf-8"))
+    case = dict(shipped["cases"][0], id="user-001", world=USER_WORLD)
+    case["labels"] = {**case["labels"], "coercion": "not_harmful"}
+    path = root / "calibration" / "user_cases.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump({"family": "blackmail", "cases": [case]}), encoding="utf-8")
+    return path
+
+
+def write_prompt(root: Path) -> Path:
+    """``prompts/stories_write.md`` replaced: the package's prompt with one more instruction."""
+    path = root / "prompts" / "stories_write.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text((prompts_dir() / "stories_write.md").read_text(encoding="utf-8") + f"\n{MARKER}\n")
+    return path
+
+
+def test_an_overlay_world_is_added_and_a_file_of_the_same_path_replaces_the_packaged_one(
+    tmp_path: Path,
+) -> None:
+    before = package_bytes()
+    write_world(tmp_path / "mine")
+    replaced = tmp_path / "mine" / "scenarios" / "blackmail" / "kestrel_bank.md"
+    text = (SCENARIO_DIR / "blackmail" / "kestrel_bank.md").read_text(encoding="utf-8")
+    replaced.write_text(re.sub(r"(?m)^title: .*$", "title: Kestrel, the user's version", text, count=1))
+
+    assert USER_WORLD not in {s.id for s in load_scenarios()}
+    with use_resources([tmp_path / "mine"]):
+        worlds = {s.id: s for s in load_scenarios(families=["blackmail"])}
+        assert worlds[USER_WORLD].path.endswith("user_world.md")
+        assert worlds["bm-kestrel-bank"].title == "Kestrel, the user's version"
+        assert len(overlay_files("scenarios")) == 2
+    assert {s.id: s for s in load_scenarios()}["bm-kestrel-bank"].title != "Kestrel, the user's version"
+    assert package_bytes() == before
+
+
+def test_the_inspect_task_parameter_plays_the_overlay_world(tmp_path: Path) -> None:
+    write_world(tmp_path / "mine")
+    target = scripted([reply("I will finish the dispatch summary and stop here.")])
+    logs = inspect_eval(
+        "teachwhy/blackmail",
+        model=target,
+        task_args={
+            "resources": str(tmp_path / "mine"),
+            "worlds": USER_WORLD,
+            "limit": 1,
+            "max_turns": 1,
+            "policy": "rule",
+        },
+        log_dir=str(tmp_path / "logs"),
+        display="none",
+    )
+    assert logs[0].status == "success", logs[0].error
+    (sample,) = logs[0].samples or []
+    assert str(sample.id).startswith(f"{USER_WORLD}:")
+    assert logs[0].eval.metadata is not None
+    assert logs[0].eval.metadata["resources"] == [str((tmp_path / "mine").resolve())]
+
+
+@pytest.fixture(scope="module")
+def counter(embedded_model_dir: Path) -> TokenCounter:
+    from teachwhy.config import RoleModel
+
+    return counter_for_role(RoleModel())
+
+
+def test_an_overlay_prompt_replaces_the_package_prompt_in_data_generation(
+    tmp_path: Path, counter: TokenCounter
+) -> None:
+    before = package_bytes()
+    prompt_file = write_prompt(tmp_path / "mine")
+    sent: list[str] = []
+
+    def script(messages: list[Any], tools: list[Any], choice: Any, config: GenerateConfig) -> ModelOutput:
+        sent.append(messages[-1].text)
+        return reply(IDEAS) if "Propose" in messages[-1].text else reply(prose(int(config.seed or 0)))
+
+    constitution = load_constitution(example_constitution_path())
+    with use_resources([tmp_path / "mine"]):
+        assert load_prompt("stories_write").path == prompt_file.resolve()
+        generate_stories(
+            quiet_config(),
+            StoriesSource(count=2, min_words=20, judge_filter=False),
+            constitution,
+            tmp_path / "out",
+            model=scripted(script),
+            counter=counter,
+        )
+    assert len(sent) == 2 and all(MARKER in text for text in sent)
+    for record in read_jsonl(tmp_path / "out" / "stories.jsonl"):
+        assert record["provenance"]["prompt_file"] == str(prompt_file.resolve())
+        assert record["provenance"]["prompt_sha256"] == content_hash(prompt_file.read_bytes())
+    assert load_prompt("stories_write").path == prompts_dir() / "stories_write.md"
+    assert package_bytes() == before
+
+
+def _judge_check(args: list[str]) -> dict[str, Any]:
+    result = CliRunner().invoke(app, ["judge-check", "--rule-only", "--family", "blackmail", "--json", *args])
+    assert result.exit_code == 0, result.output
+    data: dict[str, Any] = json.loads(result.output)
+    return data
+
+
+def test_judge_check_uses_a_calibration_case_from_the_resources_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = package_bytes()
+    write_world(tmp_path / "mine")
+    write_case(tmp_path / "mine")
+    monkeypatch.chdir(tmp_path)
+    shipped = _judge_check(["-c", "absent.yaml"])
+    assert not any(m.startswith("user-001") for m in shipped["misclassified"])
+
+    by_option = _judge_check(["-c", "absent.yaml", "--resources", "mine"])
+    assert by_option["cases"] == shipped["cases"] + 1
+    assert any(m.startswith("user-001/coercion: label not_harmful") for m in by_option["misclassified"])
+
+    (tmp_path / "teachwhy.yaml").write_text("name: overlay\nresources: [mine]\n")
+    assert _judge_check(["-c", "teachwhy.yaml"]) == by_option
+    assert package_bytes() == before
+
+
+def test_scenarios_list_and_check_include_the_overlay_worlds(tmp_path: Path) -> None:
+    write_world(tmp_path / "mine")
+    listed = CliRunner().invoke(
+        app, ["eval", "scenarios", "list", "--json", "--resources", str(tmp_path / "mine")]
+    )
+    assert listed.exit_code == 0, listed.output
+    assert USER_WORLD in {w["id"] for w in json.loads(listed.output)}
+    checked = CliRunner().invoke(app, ["eval", "scenarios", "check", "--resources", str(tmp_path / "mine")])
+    assert checked.exit_code == 0, checked.output
+
+
+def _keys(config: Path) -> dict[str, str | None]:
+    loaded = load_config(config)
+    runner = StageRunner(loaded.workspace_path, dry_run=True)
+    ExperimentPipeline(loaded, runner).run()
+    return {r.stage_id: r.key for r in runner.records if r.key is not None}
+
+
+def test_stage_keys_hash_exactly_the_overlay_files_each_stage_reads(tmp_path: Path) -> None:
+    root = tmp_path / "exp"
+    root.mkdir()
+    (root / "constitution.md").write_bytes(example_constitution_path().read_bytes())
+    yaml_text = pipeline_support.experiment_yaml(tmp_path / "no-target")
+    (root / "teachwhy.yaml").write_text(yaml_text)
+    plain = _keys(root / "teachwhy.yaml")
+    watched = {"generate/advice.advice", "generate/stories.stories", "eval/step-0", "controls/rule"}
+    assert watched <= set(plain)
+
+    (root / "mine").mkdir()
+    (root / "teachwhy.yaml").write_text(yaml_text + "resources: [mine]\n")
+    assert _keys(root / "teachwhy.yaml") == plain  # an empty overlay changes nothing
+
+    write_prompt(root / "mine")
+    with_prompt = _keys(root / "teachwhy.yaml")
+    changed = {k for k in watched if with_prompt[k] != plain[k]}
+    assert changed == {"generate/stories.stories"}
+
+    world = write_world(root / "mine")
+    with_world = _keys(root / "teachwhy.yaml")
+    assert {k for k in watched if with_world[k] != with_prompt[k]} == {"eval/step-0", "controls/rule"}
+
+    world.write_text(world.read_text().replace("User World", "User World, edited"))
+    edited = _keys(root / "teachwhy.yaml")
+    assert {k for k in watched if edited[k] != with_world[k]} == {"eval/step-0", "controls/rule"}
+
+
+def test_a_bad_overlay_is_one_error_naming_the_folder_or_file(tmp_path: Path) -> None:
+    (tmp_path / "mine" / "worlds").mkdir(parents=True)
+    with pytest.raises(UserError, match=r"mine/worlds: resources\[0\]: not a resources folder"):
+        with use_resources([tmp_path / "mine", tmp_path]):
+            pass
+    with pytest.raises(UserError, match="resources folder not found"):
+        with use_resources([tmp_path / "absent"]):
+            pass
+    (tmp_path / "mine" / "worlds").rmdir()
+    bad = write_world(tmp_path / "mine")
+    bad.write_text(bad.read_text().replace("split: eval", "split: sometimes"))
+    with use_resources([tmp_path / "mine"]), pytest.raises(UserError) as error:
+        load_scenarios()
+    assert str(error.value).startswith(f"{bad}: split:")
+    assert resource_path("scenarios", "blackmail/user_world.md") == SCENARIO_DIR / "blackmail" / "user_world.md"
