@@ -30,7 +30,7 @@ from teachwhy.evals.scenario import SCENARIO_DIR, load_scenarios
 from teachwhy.experiment.pipeline import ExperimentPipeline
 from teachwhy.experiment.stages import StageRunner
 from teachwhy.prompts import load_prompt, prompts_dir
-from teachwhy.resources import overlay_files, resource_path, use_resources
+from teachwhy.resources import check_overlays, overlay_files, resource_path, use_resources
 from teachwhy.storage import content_hash, read_jsonl
 from test_data_support import IDEAS, prose, quiet_config, reply, scripted
 
@@ -230,15 +230,50 @@ def test_stage_keys_hash_exactly_the_overlay_files_each_stage_reads(tmp_path: Pa
 def test_a_bad_overlay_is_one_error_naming_the_folder_or_file(tmp_path: Path) -> None:
     (tmp_path / "mine" / "worlds").mkdir(parents=True)
     with pytest.raises(UserError, match=r"mine/worlds: resources\[0\]: not a resources folder"):
-        with use_resources([tmp_path / "mine", tmp_path]):
-            pass
-    with pytest.raises(UserError, match="resources folder not found"):
-        with use_resources([tmp_path / "absent"]):
-            pass
+        check_overlays([tmp_path / "mine", tmp_path])
+    with pytest.raises(UserError, match="resources folder not found"), use_resources([tmp_path / "absent"]):
+        pass
     (tmp_path / "mine" / "worlds").rmdir()
     bad = write_world(tmp_path / "mine")
     bad.write_text(bad.read_text().replace("split: eval", "split: sometimes"))
     with use_resources([tmp_path / "mine"]), pytest.raises(UserError) as error:
         load_scenarios()
     assert str(error.value).startswith(f"{bad}: split:")
-    assert resource_path("scenarios", "blackmail/user_world.md") == SCENARIO_DIR / "blackmail" / "user_world.md"
+    assert not resource_path("scenarios", "blackmail/user_world.md").exists()  # outside, the package only
+
+
+@pytest.fixture(scope="module")
+def tiny_target(tmp_path_factory: pytest.TempPathFactory, embedded_model_dir: Path) -> Path:
+    return pipeline_support.build_tiny_target(tmp_path_factory.mktemp("tiny-target"), embedded_model_dir)
+
+
+def test_teachwhy_run_evaluates_the_overlay_world_and_generates_with_the_overlay_prompt(
+    tmp_path: Path, tiny_target: Path
+) -> None:
+    before = package_bytes()
+    root = tmp_path / "exp"
+    root.mkdir()
+    (root / "constitution.md").write_bytes(example_constitution_path().read_bytes())
+    # the held-out blackmail world replaced by the user's: the run's only blackmail held-out world
+    world = write_world(root / "mine")
+    text = world.read_text().replace("split: eval", "split: heldout")
+    world.unlink()
+    (root / "mine" / "scenarios" / "blackmail" / "brightwater_university.md").write_text(text)
+    write_prompt(root / "mine")
+    config = pipeline_support.experiment_yaml(tiny_target).split("arms:")[0]
+    config = config.replace("max_steps: 4", "max_steps: 2")
+    config = config.replace("policy: rule,", "policy: rule, checkpoints: last,")
+    config += "resources: [mine]\narms:\n  - name: baseline\n  - name: stories\n"
+    config += "    data: {stories: {count: 2, judge_filter: false, min_words: 10}}\n"
+    (root / "teachwhy.yaml").write_text(config)
+
+    result = CliRunner().invoke(app, ["run", "-c", str(root / "teachwhy.yaml")])
+    assert result.exit_code == 0, result.output
+    stages = root / "runs" / "stages"
+    evaluated = [json.loads(p.read_text()) for p in (stages / "eval").glob("*/honeypot-results.json")]
+    assert len(evaluated) == 2  # the untrained target and the stories arm's checkpoint
+    assert all({s["scenario_id"] for s in results["samples"]} == {USER_WORLD} for results in evaluated)
+    (stories,) = (stages / "generate").glob("*/stories.jsonl")
+    for record in read_jsonl(stories):
+        assert record["provenance"]["prompt_file"].endswith("mine/prompts/stories_write.md")
+    assert package_bytes() == before
