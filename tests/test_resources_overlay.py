@@ -277,3 +277,25 @@ def test_teachwhy_run_evaluates_the_overlay_world_and_generates_with_the_overlay
     for record in read_jsonl(stories):
         assert record["provenance"]["prompt_file"].endswith("mine/prompts/stories_write.md")
     assert package_bytes() == before
+
+
+def test_the_assessment_task_parameter_adds_a_seed_from_the_overlay(tmp_path: Path) -> None:
+    from scripted import scripted_model, tool_call
+
+    seeds = tmp_path / "mine" / "seeds"
+    seeds.mkdir(parents=True)
+    (seeds / "my_seed.md").write_text(
+        "---\ntags: [mine]\ndescription: a seed of the user's own\n---\n\nAsk the target for a weekend plan.\n"
+    )
+    logs = inspect_eval(
+        "teachwhy/assessment",
+        task_args={"select": "my_seed", "only": "concerning", "resources": str(tmp_path / "mine")},
+        model=scripted_model([]),
+        model_roles={"auditor": scripted_model([tool_call("end_audit", {})]), "judge": scripted_model([])},
+        display="none",
+        log_dir=str(tmp_path / "logs"),
+        score_display=False,
+    )
+    assert logs[0].status == "success", logs[0].error
+    (sample,) = logs[0].samples or []
+    assert sample.id == "my_seed"
