@@ -27,6 +27,7 @@ from teachwhy.data.tokens import TokenCounter, counter_for_role
 from teachwhy.errors import UserError
 from teachwhy.evals.calibration import CALIBRATION_DIR
 from teachwhy.evals.scenario import SCENARIO_DIR, load_scenarios
+from teachwhy.experiment.data_keys import declared_files
 from teachwhy.experiment.pipeline import ExperimentPipeline
 from teachwhy.experiment.stages import StageRunner
 from teachwhy.prompts import load_prompt, prompts_dir
@@ -278,6 +279,26 @@ def test_teachwhy_run_evaluates_the_overlay_world_and_generates_with_the_overlay
         assert record["provenance"]["prompt_file"].endswith("mine/prompts/stories_write.md")
     assert package_bytes() == before
 
+    # every stage recorded the data files it read; each is among those its key hashes
+    results = {
+        r["__stage__"]: r for r in map(json.loads, map(Path.read_text, stages.glob("*/*/result.json")))
+    }
+    assert {"generate/stories.stories", "eval/step-0", "controls/rule", "ood/stories"} <= set(results)
+    with use_resources([root / "mine"]):
+        for stage_id, result in results.items():
+            kind, _, name = stage_id.partition("/")
+            declared = declared_files(f"generate.{name.rpartition('.')[2]}" if kind == "generate" else kind)
+            assert set(result["__data_files__"]) <= set(declared), stage_id
+    used = results["eval/step-0"]["__data_files__"]
+    assert used["scenarios/blackmail/brightwater_university.md"].endswith(
+        "mine/scenarios/blackmail/brightwater_university.md"
+    )
+    assert used["rubrics/blackmail.md"] == "package"
+    assert results["generate/stories.stories"]["__data_files__"]["prompts/stories_write.md"].startswith(
+        str(root)
+    )
+    assert results["train/stories"]["__data_files__"] == {}
+
 
 def test_the_assessment_task_parameter_adds_a_seed_from_the_overlay(tmp_path: Path) -> None:
     from scripted import scripted_model, tool_call
@@ -285,7 +306,7 @@ def test_the_assessment_task_parameter_adds_a_seed_from_the_overlay(tmp_path: Pa
     seeds = tmp_path / "mine" / "seeds"
     seeds.mkdir(parents=True)
     (seeds / "my_seed.md").write_text(
-        "---\ntags: [mine]\ndescription: a seed of the user's own\n---\n\nAsk the target for a weekend plan.\n"
+        "---\ntags: [mine]\ndescription: a seed of my own\n---\n\nAsk the target for a weekend plan.\n"
     )
     logs = inspect_eval(
         "teachwhy/assessment",
@@ -299,3 +320,78 @@ def test_the_assessment_task_parameter_adds_a_seed_from_the_overlay(tmp_path: Pa
     assert logs[0].status == "success", logs[0].error
     (sample,) = logs[0].samples or []
     assert sample.id == "my_seed"
+
+
+def test_each_generator_reads_only_data_files_its_stage_key_hashes(tmp_path: Path) -> None:
+    """The declared file patterns of every generator (teachwhy.experiment.data_keys) cover what it reads."""
+    from data2_scripts import prompt_model, words
+    from teachwhy.config import (
+        AdviceSource,
+        AugmentSource,
+        DocumentsSource,
+        HoneypotDemosSource,
+        RewriteSource,
+    )
+    from teachwhy.data.advice import generate_advice
+    from teachwhy.data.augment import generate_augment
+    from teachwhy.data.documents import generate_documents
+    from teachwhy.data.honeypot_demos import generate_honeypot_demos
+    from teachwhy.data.rewrite import generate_rewrite
+    from teachwhy.resources import track_resources
+    from test_data2_advice import _generator as advice_model
+    from test_data2_advice import _judge as advice_judge
+    from test_data2_honeypot import FAMILIES, _agent, _episodes
+    from test_data2_rewrite import DONE, SEND, _demo
+    from test_data_generate import _judge as documents_judge
+    from test_data_support import generator_script
+
+    constitution = load_constitution(example_constitution_path())
+    demo = _demo("good", ["Sending the update.\n" + SEND, DONE])
+    deliberation = words("delib", 45) + "\n"
+
+    def rewriter(messages: list[Any], config: GenerateConfig) -> str:
+        original = messages[-1].text.split("<reply>\n", 1)[1].split("\n</reply>", 1)[0]
+        return f"good {deliberation}{original}"
+
+    runs: dict[str, Any] = {
+        "documents": lambda out: generate_documents(
+            quiet_config(),
+            DocumentsSource(count=2, ideas_per_type=2, min_words=20),
+            constitution,
+            out,
+            model=scripted(generator_script()),
+            judge=documents_judge(),
+        ),
+        "advice": lambda out: generate_advice(
+            quiet_config(),
+            AdviceSource(count=2, reasoning=True, revise=True, min_words=20),
+            constitution,
+            out,
+            model=advice_model(),
+            judge=advice_judge(),
+        ),
+        "honeypot_demos": lambda out: generate_honeypot_demos(
+            quiet_config(),
+            HoneypotDemosSource(count=3, policy="rule", tool_format="text", max_turns=3, dedup=False),
+            constitution,
+            out,
+            model=_agent(_episodes(FAMILIES, 3), {}),
+        ),
+        "rewrite": lambda out: generate_rewrite(
+            quiet_config(),
+            RewriteSource(count=1, min_words=40, dedup=False),
+            constitution,
+            out,
+            records=[demo],
+            model=prompt_model(rewriter),
+            judge=prompt_model(lambda m, c: "same_action: yes\ncites_principles: yes"),
+        ),
+        "augment": lambda out: generate_augment(
+            quiet_config(), AugmentSource(), constitution, out, records=[demo]
+        ),
+    }
+    for name, run in runs.items():
+        with track_resources() as used:
+            run(tmp_path / name)
+        declared = declared_files(f"generate.{name}")
+        assert used and set(used) <= set(declared), (name, sorted(set(used) - set(declared)))

@@ -53,6 +53,8 @@ DATA_SUFFIXES = (".md", ".yaml", ".yml", ".json")
 _IGNORED = ("README.md", "README")  # a note at the top of an overlay folder is not data
 
 _ACTIVE: ContextVar[tuple[Path, ...]] = ContextVar("teachwhy_resources", default=())
+# the files resolved inside a track_resources() block: "area/path" -> the file used
+_USED: ContextVar[dict[str, Path] | None] = ContextVar("teachwhy_resources_used", default=None)
 
 # a file's identity for the caches of parsed files: its path, and when and how it last changed
 Stamp = tuple[Path, int, int]
@@ -156,19 +158,25 @@ def _layers(area: str) -> list[Path]:
     return [package_dir(area), *(folder / area for folder in active_resources())]
 
 
+def _note(name: str, path: Path) -> None:
+    used = _USED.get()
+    if used is not None:
+        used[name] = path
+
+
 def resource_path(area: str, relative: str) -> Path:
     """The file ``relative`` of ``area``: the last overlay that has it, else the package's (which may not
     exist; the caller reports that)."""
+    chosen = package_dir(area) / relative
     for layer in reversed(_layers(area)[1:]):
-        candidate = layer / relative
-        if candidate.is_file():
-            return candidate
-    return package_dir(area) / relative
+        if (layer / relative).is_file():
+            chosen = layer / relative
+            break
+    _note(f"{area}/{relative}", chosen)
+    return chosen
 
 
-def resource_files(area: str, pattern: str = "**/*") -> list[Path]:
-    """The data files of ``area`` that match ``pattern``, the package's and the overlays' merged by their
-    path inside the area (a later layer replaces an earlier one), in the order of that path."""
+def _resolved(area: str, pattern: str) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for layer in _layers(area):
         if not layer.is_dir():
@@ -176,7 +184,36 @@ def resource_files(area: str, pattern: str = "**/*") -> list[Path]:
         for path in layer.glob(pattern):
             if path.is_file() and path.suffix in DATA_SUFFIXES:
                 found[path.relative_to(layer).as_posix()] = path
-    return [found[k] for k in sorted(found)]
+    return {k: found[k] for k in sorted(found)}
+
+
+def resource_files(area: str, pattern: str = "**/*") -> list[Path]:
+    """The data files of ``area`` that match ``pattern``, the package's and the overlays' merged by their
+    path inside the area (a later layer replaces an earlier one), in the order of that path."""
+    found = _resolved(area, pattern)
+    for relative, path in found.items():
+        _note(f"{area}/{relative}", path)
+    return list(found.values())
+
+
+def resolved_files(patterns: Iterable[tuple[str, str]]) -> dict[str, Path]:
+    """The files ``(area, pattern)`` pairs resolve to, keyed ``area/path`` (not recorded as used)."""
+    files: dict[str, Path] = {}
+    for area, pattern in patterns:
+        files.update({f"{area}/{rel}": path for rel, path in _resolved(area, pattern).items()})
+    return files
+
+
+@contextmanager
+def track_resources() -> Iterator[dict[str, Path]]:
+    """Record every data file resolved inside the block (``area/path`` -> the file: the package's or an
+    overlay's), asynchronous tasks started inside it included."""
+    used: dict[str, Path] = {}
+    token = _USED.set(used)
+    try:
+        yield used
+    finally:
+        _USED.reset(token)
 
 
 def overlay_files(area: str) -> list[Path]:
@@ -191,17 +228,8 @@ def resources_hash(patterns: Iterable[tuple[str, str]]) -> str:
     A stage puts it in its key, so editing a package or overlay file it reads re-runs it, and a file it
     does not read changes nothing.
     """
-    parts: list[str | bytes] = []
-    seen: set[str] = set()
-    for area, pattern in patterns:
-        base = _layers(area)
-        for path in resource_files(area, pattern):
-            layer = next(b for b in reversed(base) if path.is_relative_to(b))
-            name = f"{area}/{path.relative_to(layer).as_posix()}"
-            if name not in seen:
-                seen.add(name)
-                parts += [name, path.read_bytes()]
-    return content_hash(*parts)
+    files = resolved_files(patterns)
+    return content_hash(*[part for name in sorted(files) for part in (name, files[name].read_bytes())])
 
 
 def stamp(path: Path) -> Stamp:
@@ -221,11 +249,13 @@ __all__ = [
     "check_overlays",
     "overlay_files",
     "package_dir",
+    "resolved_files",
     "resource_files",
     "resource_path",
     "resource_scope",
     "resources_hash",
     "split_folders",
     "stamp",
+    "track_resources",
     "use_resources",
 ]

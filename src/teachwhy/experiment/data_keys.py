@@ -3,13 +3,15 @@
 A stage's key includes :func:`stage_data_hash` of its entry below: editing a world re-runs the evaluations,
 the controls, the OOD distances and the honeypot demonstrations (whose split guard reads the held-out worlds),
 not the documents; editing ``prompts/documents_write.md`` re-runs the documents generator only. Each entry is
-a list of ``(area, pattern)`` pairs over :data:`teachwhy.resources.AREAS`; a test runs the generators and
-checks that every file they resolve is covered here.
+a list of ``(area, pattern)`` pairs over :data:`teachwhy.resources.AREAS`. A finished stage records the files
+it actually read (``__data_files__`` in its ``result.json``); the tests check those are declared here.
 """
 
 from __future__ import annotations
 
-from teachwhy.resources import resources_hash
+from pathlib import Path
+
+from teachwhy.resources import resolved_files, resources_hash
 
 Patterns = tuple[tuple[str, str], ...]
 
@@ -45,3 +47,9 @@ def stage_data_hash(stage: str) -> str:
         KeyError: no entry for ``stage`` (a new stage must declare what it reads).
     """
     return resources_hash(STAGE_DATA[stage])
+
+
+def declared_files(stage: str) -> dict[str, Path]:
+    """The files ``stage`` is declared to read (``area/path`` -> file), resolved through the overlay in
+    effect; a stage kind without an entry (mix, train) reads none."""
+    return resolved_files(STAGE_DATA.get(stage, ()))
