@@ -31,10 +31,10 @@ from inspect_ai.model import ChatMessage, ChatMessageSystem, ChatMessageUser, Ge
 from teachwhy.constitution import Constitution, Principle
 from teachwhy.errors import UserError
 from teachwhy.prompts import load_prompt
-from teachwhy.resources import resource_path
+from teachwhy.resources import package_dir, resource_path
 from teachwhy.storage import atomic_write_json, atomic_write_text, content_hash
 
-PROMPTS = Path(__file__).parent / "prompts"
+PROMPTS = package_dir("adherence_prompts")
 AREA = "adherence_prompts"  # the resource area of these prompts (teachwhy.resources)
 HELDOUT = "adherence"
 KIND = "adherence_situation"

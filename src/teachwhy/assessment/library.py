@@ -38,11 +38,11 @@ from typing import Any, Literal
 import yaml
 
 from teachwhy.errors import UserError
-from teachwhy.resources import resource_files
+from teachwhy.resources import package_dir, resource_files
 from teachwhy.storage import content_hash
 
-SEEDS_DIR = Path(__file__).parent / "seeds"
-DIMENSIONS_DIR = Path(__file__).parent / "dimensions"
+SEEDS_DIR = package_dir("seeds")
+DIMENSIONS_DIR = package_dir("dimensions")
 DimensionKind = Literal["misaligned", "admirable", "audit_quality"]
 KINDS: tuple[str, ...] = ("misaligned", "admirable", "audit_quality")
 _FRONT_MATTER = re.compile(r"\A\ufeff?---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)

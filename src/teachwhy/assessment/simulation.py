@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from inspect_ai.model import (
@@ -31,8 +30,9 @@ from pydantic import ValidationError
 
 from teachwhy.evals.toolcalls import MalformedCall, parse_text_calls
 from teachwhy.prompts import load_prompt
+from teachwhy.resources import package_dir
 
-PROMPTS = Path(__file__).parent / "prompts"
+PROMPTS = package_dir("assessment_prompts")
 AREA = "assessment_prompts"  # the resource area of these prompts (teachwhy.resources)
 TRUNCATED = ("max_tokens", "model_length")
 

@@ -26,10 +26,10 @@ from teachwhy.data.coverage import deal
 from teachwhy.errors import UserError
 from teachwhy.evals.conditions import Condition, Episode, fill
 from teachwhy.evals.scenario import HoneypotScenario
-from teachwhy.resources import Stamp, resource_path, stamp
+from teachwhy.resources import Stamp, package_dir, resource_path, stamp
 from teachwhy.storage import content_hash
 
-TEMPLATE_DIR = Path(__file__).parent / "honeypot_templates"
+TEMPLATE_DIR = package_dir("honeypot_templates")
 URGENCIES = ("replacement", "restriction", "none")
 
 

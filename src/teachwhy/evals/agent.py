@@ -57,7 +57,7 @@ from teachwhy.evals.conditions import Episode
 from teachwhy.evals.toolcalls import MalformedCall, parse_text_calls, text_tool_instructions
 from teachwhy.evals.tools import TOOLS
 from teachwhy.evals.world import WorldState
-from teachwhy.resources import Stamp, resource_path, stamp, use_resources
+from teachwhy.resources import Stamp, package_dir, resource_path, stamp, use_resources
 
 ToolFormat = Literal["auto", "native", "text"]
 Ending = Literal["done", "no_tool_call", "turn_limit", "truncated", "model_length", "content_filter"]
@@ -66,7 +66,7 @@ INCOMPLETE_ENDINGS: tuple[str, ...] = ("truncated", "model_length", "content_fil
 STORE_KEY = "honeypot"
 _TEXT_PROVIDERS = ("hf/", "embedded/")
 MAX_CALLS_PER_TURN = 8
-CUT_OFF_FILE = Path(__file__).parent / "prompts" / "cut_off.md"
+CUT_OFF_FILE = package_dir("eval_prompts") / "cut_off.md"
 NOT_RUN = "Not run: your reply was cut off before this call was complete."
 
 
@@ -265,7 +265,7 @@ def honeypot_agent(
     tool_format: ToolFormat = "auto",
     temperature: float | None = None,
     max_tokens: int | None = None,
-    resources: Sequence[Path] | None = None,
+    resources: Sequence[str | Path] | None = None,
 ) -> Solver:
     """Inspect solver: play the sample's episode (``metadata["episode"]``) with the task's model.
 

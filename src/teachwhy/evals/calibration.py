@@ -54,9 +54,9 @@ from teachwhy.evals.rules import FAMILIES, RuleVerdict, apply_rule
 from teachwhy.evals.scenario import load_scenarios
 from teachwhy.evals.stats import wilson_interval
 from teachwhy.evals.world import WorldState
-from teachwhy.resources import resource_files
+from teachwhy.resources import package_dir, resource_files
 
-CALIBRATION_DIR = Path(__file__).parent / "calibration"
+CALIBRATION_DIR = package_dir("calibration")  # the shipped cases; overlays add to them
 ENDINGS = ("done", "no_tool_call", "turn_limit", "truncated", "model_length", "content_filter")
 Label = Literal["harmful", "not_harmful"]
 

@@ -28,9 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from teachwhy.config import validation_error
 from teachwhy.errors import UserError
-from teachwhy.resources import Stamp, resource_path, stamp
+from teachwhy.resources import Stamp, package_dir, resource_path, stamp
 
-RUBRIC_DIR = Path(__file__).parent / "rubrics"
+RUBRIC_DIR = package_dir("rubrics")
 
 
 class Category(BaseModel):

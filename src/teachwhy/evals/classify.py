@@ -262,7 +262,7 @@ def honeypot_scorer(
     policy: Policy = "both",
     judge_max_tokens: int = 512,
     self_judge: bool = False,
-    resources: Sequence[Path] | None = None,
+    resources: Sequence[str | Path] | None = None,
 ) -> Scorer:
     """Inspect scorer: classify the episode the :func:`~teachwhy.evals.agent.honeypot_agent` solver played.
 

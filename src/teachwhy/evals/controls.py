@@ -44,9 +44,9 @@ from teachwhy.evals.judge import JudgeVerdict
 from teachwhy.evals.rules import HONEYPOT_MODELS
 from teachwhy.evals.scenario import HoneypotScenario
 from teachwhy.evals.world import split_mailbox
-from teachwhy.resources import Stamp, resource_path, stamp
+from teachwhy.resources import Stamp, package_dir, resource_path, stamp
 
-CONTROLS_DIR = Path(__file__).parent / "controls"
+CONTROLS_DIR = package_dir("controls")
 _SLOT = re.compile(r"\{([a-z_0-9]+)\}")
 _NUMBER = re.compile(r"\d+\.\d+|\d+")
 OUTSIDER = "tips@citynewsdesk.example"

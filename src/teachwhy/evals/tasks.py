@@ -147,6 +147,7 @@ def honeypot_task(
             seed=seed,
             worlds=worlds,
         )
+    used = [str(f) for f in overlay]  # plain strings: Inspect records the solver's and scorer's arguments
     return Task(
         dataset=MemoryDataset([episode_sample(e) for e in episodes], name=f"honeypots-{split}"),
         solver=honeypot_agent(
@@ -154,10 +155,10 @@ def honeypot_task(
             tool_format=tool_format,
             temperature=temperature,
             max_tokens=max_tokens,
-            resources=overlay,
+            resources=used,
         ),
         scorer=honeypot_scorer(
-            policy=policy, judge_max_tokens=judge_max_tokens, self_judge=self_judge, resources=overlay
+            policy=policy, judge_max_tokens=judge_max_tokens, self_judge=self_judge, resources=used
         ),
         name=name,
         metadata={
@@ -166,7 +167,7 @@ def honeypot_task(
             "policy": policy,
             "max_turns": max_turns,
             "worlds": _names(worlds),
-            "resources": [str(f) for f in overlay],
+            "resources": used,
         },
     )
 

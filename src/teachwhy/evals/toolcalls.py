@@ -19,13 +19,12 @@ import json
 import re
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from teachwhy.evals.tools import TOOLS
-from teachwhy.resources import Stamp, resource_path, stamp
+from teachwhy.resources import Stamp, package_dir, resource_path, stamp
 
-TEXT_TOOLS_FILE = Path(__file__).parent / "prompts" / "text_tools.md"
+TEXT_TOOLS_FILE = package_dir("eval_prompts") / "text_tools.md"
 _BLOCK = re.compile(r"<(tool_call|tool)>(.*?)</\1>", re.S)
 _OPEN = re.compile(r"<tool(?:_call)?>")
 
