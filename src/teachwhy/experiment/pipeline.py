@@ -112,6 +112,10 @@ class ExperimentPipeline:
         self.resources = check_overlays(config.resource_paths, file=config.source, key="resources")
         with use_resources(self.resources):
             self._data_hashes = {stage: stage_data_hash(stage) for stage in STAGE_DATA}
+            # every data file (overlay included), for a stage that has not declared what it reads in
+            # experiment/data_keys.py
+            self._data_hash = package_data_hash("prompts", "data", "evals")
+            self._eval_hash = package_data_hash("evals")
 
     # -- the whole experiment -------------------------------------------------------------------------
 
