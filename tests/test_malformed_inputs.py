@@ -1,17 +1,17 @@
 """Each malformed input in tests/malformed/ gives one line naming the file and key, exit code 2, no traceback.
 
 Each case is a folder: ``case.yaml`` (the command, and the file and key the message must name) plus the files
-that differ from ``_base/`` (a valid ``teachwhy.yaml`` and constitution). Cases with ``patch`` replace one
-file of a packaged data folder (``scenarios``, ``calibration`` or ``prompts``) with the case's own, through a
-copy of that folder. The command runs through the real CLI entry point in the case's folder; afterwards every
-file that was there before must be byte-for-byte unchanged.
+that differ from ``_base/`` (a valid ``teachwhy.yaml`` and constitution). Cases with ``patch`` add or replace
+files of a packaged data area (``scenarios``, ``calibration``, ``prompts``, ``rubrics``) through a user
+overlay folder (the config's ``resources``, see teachwhy.resources), as a user would. The command runs through
+the real CLI entry point in the case's folder; afterwards every file that was there before must be
+byte-for-byte unchanged.
 """
 
 from __future__ import annotations
 
 import shutil
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,40 +25,6 @@ def test_the_corpus_is_large_and_covers_every_kind_of_input() -> None:
     assert len(CASES) >= 40
     kinds = {name.split("-")[0] for name in CASES}
     assert {"config", "constitution", "dataset", "scenario", "calibration", "prompt", "results"} <= kinds
-
-
-def _packaged(name: str) -> Path:
-    import teachwhy.evals.calibration as calibration
-    import teachwhy.evals.scenario as scenario
-    from teachwhy.prompts import prompts_dir
-
-    return {"scenarios": scenario.SCENARIO_DIR, "calibration": calibration.CALIBRATION_DIR}.get(
-        name, prompts_dir()
-    )
-
-
-def _patch(name: str, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import teachwhy.evals.calibration as calibration
-    import teachwhy.evals.scenario as scenario
-    import teachwhy.prompts as prompts
-
-    # the packaged folders are read once per process: start and end with empty caches
-    scenario._packaged.cache_clear()
-    monkeypatch.setattr(scenario._packaged, "cache_clear", scenario._packaged.cache_clear)  # cleared below
-    if name == "scenarios":
-        monkeypatch.setattr(scenario, "SCENARIO_DIR", folder)
-    elif name == "calibration":
-        monkeypatch.setattr(calibration, "CALIBRATION_DIR", folder)
-    else:
-        monkeypatch.setattr(prompts, "prompts_dir", lambda: folder)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_packaged_caches() -> Iterator[None]:
-    yield
-    import teachwhy.evals.scenario as scenario
-
-    scenario._packaged.cache_clear()
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
@@ -76,12 +42,11 @@ def test_malformed_input_is_one_line_naming_file_and_key_with_exit_code_2(
     shutil.copytree(MALFORMED / "_base", work)
     shutil.copytree(MALFORMED / name, work, dirs_exist_ok=True)
     (work / "case.yaml").unlink()
-    if "patch" in case:
-        folder = tmp_path / case["patch"]
-        shutil.copytree(_packaged(case["patch"]), folder)
-        shutil.copytree(work / case["patch"], folder, dirs_exist_ok=True)
-        shutil.rmtree(work / case["patch"])
-        _patch(case["patch"], folder, monkeypatch)
+    if "patch" in case:  # the case's data folder is a user overlay named by the config's `resources`
+        (work / "overlay").mkdir()
+        shutil.move(work / case["patch"], work / "overlay" / case["patch"])
+        with (work / "teachwhy.yaml").open("a", encoding="utf-8") as config:
+            config.write("\nresources: [overlay]\n")
     before = _snapshot(work)
     monkeypatch.chdir(work)
     monkeypatch.setattr(sys, "argv", ["teachwhy", *case["command"]])

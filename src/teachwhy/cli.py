@@ -90,8 +90,13 @@ console = make_console()
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
 ) -> None:
+    from teachwhy.resources import resource_scope
+
+    # the user's overlay folders a command activates (config `resources`, --resources) end with it
+    ctx.with_resource(resource_scope())
     if version:
         console.print(f"teachwhy {__version__}")
         raise typer.Exit()

@@ -542,6 +542,11 @@ class ExperimentConfig(Strict):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     organism: OrganismConfig = Field(default_factory=OrganismConfig)
     arms: list[ArmConfig] = Field(default_factory=lambda: [ArmConfig(name="baseline")])
+    resources: list[Path] = Field(
+        default_factory=list,
+        description="your own data folders (worlds, prompts, pools, rubrics, calibration cases, seeds), "
+        "laid out like the package's data; a file there adds to or replaces the package's file of that path",
+    )
 
     # where the file was loaded from; relative paths resolve against its folder
     source: Path | None = Field(default=None, exclude=True)
@@ -583,6 +588,11 @@ class ExperimentConfig(Strict):
     @property
     def workspace_path(self) -> Path:
         return self.resolve(self.workspace)
+
+    @property
+    def resource_paths(self) -> list[Path]:
+        """The ``resources`` folders, made absolute against the config file's folder (not yet checked)."""
+        return [self.resolve(p) for p in self.resources]
 
     def arm(self, name: str) -> ArmConfig:
         for arm in self.arms:

@@ -31,9 +31,11 @@ from inspect_ai.model import ChatMessage, ChatMessageSystem, ChatMessageUser, Ge
 from teachwhy.constitution import Constitution, Principle
 from teachwhy.errors import UserError
 from teachwhy.prompts import load_prompt
+from teachwhy.resources import package_dir, resource_path
 from teachwhy.storage import atomic_write_json, atomic_write_text, content_hash
 
-PROMPTS = Path(__file__).parent / "prompts"
+PROMPTS = package_dir("adherence_prompts")
+AREA = "adherence_prompts"  # the resource area of these prompts (teachwhy.resources)
 HELDOUT = "adherence"
 KIND = "adherence_situation"
 ATTEMPTS = 3
@@ -82,11 +84,19 @@ class Situation:
         )
 
 
+def _settings_file() -> Path:
+    return resource_path(AREA, "settings.yaml")
+
+
 def _settings() -> list[str]:
-    data = yaml.safe_load((PROMPTS / "settings.yaml").read_text(encoding="utf-8"))
+    path = _settings_file()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise UserError(f"not valid YAML ({getattr(e, 'problem', e)})", file=path) from None
     items = data.get("items") if isinstance(data, dict) else None
     if not isinstance(items, list) or not items:
-        raise UserError("must hold a non-empty list", file=PROMPTS / "settings.yaml", key="items")
+        raise UserError("must hold a non-empty list", file=path, key="items")
     return [str(i) for i in items]
 
 
@@ -95,8 +105,8 @@ def situations_key(
 ) -> str:
     """What identifies a frozen set: the constitution, the principles chosen (all when ``None``), the count,
     the prompt and the settings pool."""
-    prompt = load_prompt("situation", directory=PROMPTS)
-    pool = content_hash((PROMPTS / "settings.yaml").read_bytes())
+    prompt = load_prompt("situation", area=AREA)
+    pool = content_hash(_settings_file().read_bytes())
     chosen = sorted(principles) if principles else None
     return content_hash(constitution.sha256, chosen, per_principle, prompt.sha256, pool, length=12)
 
@@ -131,7 +141,7 @@ def parse_situation(text: str) -> str | None:
 async def _one(
     generator: Model, principle: Principle, n: int, setting: str, config: GenerateConfig, seed: int
 ) -> tuple[str | None, str, dict[str, Any]]:
-    rendered = load_prompt("situation", directory=PROMPTS).render(
+    rendered = load_prompt("situation", area=AREA).render(
         section=principle.section, title=principle.title, principle=principle.text, setting=setting
     )
     messages: list[ChatMessage] = [ChatMessageUser(content=rendered.user)]

@@ -2,7 +2,8 @@
 
 ``inspect eval teachwhy/adherence --model M --model-role judge=J -T situations=FILE`` where ``FILE`` is a
 frozen ``situations-<key>.jsonl`` (made by ``teachwhy eval adherence``; its manifest must sit beside it).
-Optional: ``-T principles=ID,ID``, ``max_tokens=400``, ``temperature=0.7``, ``judge_max_tokens=512``.
+Optional: ``-T principles=ID,ID``, ``max_tokens=400``, ``temperature=0.7``, ``judge_max_tokens=512``,
+``resources=DIR,DIR`` (your data folders: ``adherence_prompts/grade.md`` there replaces the grading prompt).
 
 The judge answers two questions per answer (``prompts/grade.md``): does it act in line with the principle,
 and does it explain why. Statuses: ``ok``, ``refused``, ``unparseable``, ``error``; only ``ok`` is scored.
@@ -13,6 +14,7 @@ off by ``max_tokens`` is graded as it stands, the judge is told, and it is count
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -23,10 +25,11 @@ from inspect_ai.model import ChatMessage, ChatMessageSystem, ChatMessageUser, Ge
 from inspect_ai.scorer import Metric, SampleScore, Score, Scorer, Target, metric, scorer
 from inspect_ai.solver import Generate, Solver, TaskState, solver
 
-from teachwhy.adherence.situations import PROMPTS, Situation, load_frozen
+from teachwhy.adherence.situations import AREA, Situation, load_frozen
 from teachwhy.assessment.judge import REFUSAL
 from teachwhy.errors import UserError
 from teachwhy.prompts import load_prompt
+from teachwhy.resources import split_folders, use_resources
 
 STORE_KEY = "adherence"
 GradeStatus = Literal["ok", "refused", "unparseable", "error"]
@@ -75,7 +78,7 @@ async def grade_answer(
     judge: Model, situation: Situation, answer: str, *, cut_off: bool, config: GenerateConfig | None = None
 ) -> Grade:
     """Ask the judge for a grade; a failed call is status ``error``, never a grade."""
-    rendered = load_prompt("grade", directory=PROMPTS).render(
+    rendered = load_prompt("grade", area=AREA).render(
         section=situation.section,
         title=situation.title,
         principle=situation.principle,
@@ -155,8 +158,9 @@ def ungraded() -> Metric:
 
 
 @scorer(metrics=[adherence_rate(), ungraded()])
-def adherence_scorer(judge_max_tokens: int = 512) -> Scorer:
-    """Inspect scorer: the ``judge`` role grades the answer (``adherent``, ``not_adherent``, ``unscored``)."""
+def adherence_scorer(judge_max_tokens: int = 512, resources: Sequence[str] | None = None) -> Scorer:
+    """Inspect scorer: the ``judge`` role grades the answer (``adherent``, ``not_adherent``, ``unscored``).
+    ``resources``: the overlay folders its grading prompt is read through (``None``: the one in effect)."""
 
     async def score(state: TaskState, target: Target) -> Score:
         situation = Situation.from_record(state.metadata["situation"])
@@ -171,13 +175,14 @@ def adherence_scorer(judge_max_tokens: int = 512) -> Scorer:
                 metadata={**base, "grade": None},
             )
         judge = get_model(role="judge", default=get_model())
-        grade = await grade_answer(
-            judge,
-            situation,
-            stored["answer"],
-            cut_off=stop == "max_tokens",
-            config=GenerateConfig(temperature=0.0, max_tokens=judge_max_tokens),
-        )
+        with use_resources(resources):
+            grade = await grade_answer(
+                judge,
+                situation,
+                stored["answer"],
+                cut_off=stop == "max_tokens",
+                config=GenerateConfig(temperature=0.0, max_tokens=judge_max_tokens),
+            )
         ok = grade.status == "ok"
         return Score(
             value={
@@ -200,12 +205,16 @@ def adherence_task(
     max_tokens: int | None = 400,
     judge_max_tokens: int = 512,
     name: str | None = None,
+    resources: Sequence[str] | None = None,
 ) -> Task:
-    """Build the adherence task over some frozen situations."""
+    """Build the adherence task over some frozen situations (``resources``: overlay folders whose
+    ``adherence_prompts/`` replace the grading prompt; without it, the overlay in effect)."""
+    with use_resources(resources) as overlay:
+        folders = [str(f) for f in overlay]
     return Task(
         dataset=MemoryDataset([situation_sample(s) for s in situations], name="adherence-situations"),
         solver=answer_situation(temperature=temperature, max_tokens=max_tokens),
-        scorer=adherence_scorer(judge_max_tokens=judge_max_tokens),
+        scorer=adherence_scorer(judge_max_tokens=judge_max_tokens, resources=folders),
         name=name,
     )
 
@@ -230,6 +239,7 @@ def adherence(
     temperature: float = 0.7,
     max_tokens: int = 400,
     judge_max_tokens: int = 512,
+    resources: str | None = None,
 ) -> Task:
     """Constitution adherence on a frozen set of held-out situations."""
     path = Path(situations).expanduser()
@@ -239,4 +249,5 @@ def adherence(
         temperature=temperature,
         max_tokens=max_tokens,
         judge_max_tokens=judge_max_tokens,
+        resources=split_folders(resources) or None,
     )

@@ -32,9 +32,11 @@ from inspect_ai.model import (
 from inspect_ai.tool import ToolInfo, ToolParams
 
 from teachwhy.assessment.library import Seed
-from teachwhy.assessment.simulation import PROMPTS, TargetSimulation
+from teachwhy.assessment.simulation import AREA, TargetSimulation
+from teachwhy.errors import UserError
 from teachwhy.evals.toolcalls import MalformedCall, parse_text_calls
 from teachwhy.prompts import load_prompt
+from teachwhy.resources import Stamp, resource_path, stamp
 
 ToolFormat = Literal["auto", "native", "text"]
 EndedBy = Literal[
@@ -87,10 +89,21 @@ def choose_format(tool_format: ToolFormat, model: Model) -> Literal["native", "t
     return "text" if str(model).startswith(_TEXT_PROVIDERS) else "native"
 
 
-@cache
 def auditor_tool_specs() -> dict[str, dict[str, Any]]:
-    """The auditor's tools from ``prompts/auditor_tools.yaml``."""
-    data: dict[str, dict[str, Any]] = yaml.safe_load((PROMPTS / "auditor_tools.yaml").read_text("utf-8"))
+    """The auditor's tools from ``assessment_prompts/auditor_tools.yaml`` (an overlay's, else the
+    package's)."""
+    return _tool_specs(stamp(resource_path("assessment_prompts", "auditor_tools.yaml")))
+
+
+@cache
+def _tool_specs(file: Stamp) -> dict[str, dict[str, Any]]:
+    path = file[0]
+    try:
+        data = yaml.safe_load(path.read_text("utf-8"))
+    except yaml.YAMLError as e:
+        raise UserError(f"not valid YAML ({getattr(e, 'problem', e)})", file=path) from None
+    if not isinstance(data, dict):
+        raise UserError("must be a mapping of tool names to specs", file=path)
     return data
 
 
@@ -122,12 +135,12 @@ def _text_tool_list() -> str:
 
 def auditor_system_prompt(seed: Seed, *, max_turns: int, target: str, tool_format: str) -> str:
     """The auditor's system prompt for one seed (with the text tool format when needed)."""
-    text = load_prompt("auditor", directory=PROMPTS).render(
+    text = load_prompt("auditor", area=AREA).render(
         seed=seed.instruction, max_turns=max_turns, target_model=target
     )
     system = text.user
     if tool_format == "text":
-        tools = load_prompt("auditor_text_tools", directory=PROMPTS).render(tool_list=_text_tool_list())
+        tools = load_prompt("auditor_text_tools", area=AREA).render(tool_list=_text_tool_list())
         system += "\n\n" + tools.user
     return system
 
@@ -197,9 +210,7 @@ async def run_audit(
                 ended_by = "auditor_stopped"
                 break
             nudged = True
-            messages.append(
-                ChatMessageUser(content=load_prompt("auditor_nudge", directory=PROMPTS).render().user)
-            )
+            messages.append(ChatMessageUser(content=load_prompt("auditor_nudge", area=AREA).render().user))
             continue
         nudged = False
         results: list[str] = []

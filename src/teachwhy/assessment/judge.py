@@ -24,7 +24,7 @@ from typing import Any, Literal
 from inspect_ai.model import ChatMessage, ChatMessageSystem, ChatMessageUser, GenerateConfig, Model
 
 from teachwhy.assessment.library import Dimension, Seed
-from teachwhy.assessment.simulation import PROMPTS
+from teachwhy.assessment.simulation import AREA
 from teachwhy.prompts import load_prompt
 
 DimensionStatus = Literal["ok", "unparseable", "refused", "error"]
@@ -121,7 +121,7 @@ def judge_prompt(
     seed: Seed, dimensions: Sequence[Dimension], events: Sequence[dict[str, Any]]
 ) -> tuple[str, str]:
     """The judge's system message and prompt."""
-    rendered = load_prompt("judge", directory=PROMPTS).render(
+    rendered = load_prompt("judge", area=AREA).render(
         seed=seed.instruction,
         dimensions=_dimension_block(dimensions),
         transcript=render_events(events),

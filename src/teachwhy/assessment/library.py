@@ -38,10 +38,11 @@ from typing import Any, Literal
 import yaml
 
 from teachwhy.errors import UserError
+from teachwhy.resources import package_dir, resource_files
 from teachwhy.storage import content_hash
 
-SEEDS_DIR = Path(__file__).parent / "seeds"
-DIMENSIONS_DIR = Path(__file__).parent / "dimensions"
+SEEDS_DIR = package_dir("seeds")
+DIMENSIONS_DIR = package_dir("dimensions")
 DimensionKind = Literal["misaligned", "admirable", "audit_quality"]
 KINDS: tuple[str, ...] = ("misaligned", "admirable", "audit_quality")
 _FRONT_MATTER = re.compile(r"\A\ufeff?---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
@@ -146,6 +147,10 @@ def _text(meta: dict[str, Any], key: str, path: Path) -> str:
     return str(value).strip()
 
 
+def _packaged_files(area: str) -> list[Path]:
+    return [p for p in resource_files(area, "*.md") if p.name.lower() != "readme.md"]
+
+
 def _markdown_files(folders: Sequence[str | Path], what: str) -> list[Path]:
     files: list[Path] = []
     for folder in folders:
@@ -233,9 +238,10 @@ def load_seeds(
     Raises:
         UserError: a folder is missing, a file is malformed, or a selection matches nothing.
     """
-    base = [SEEDS_DIR] if include_packaged else []
+    # the package's seeds with the overlay folders' `seeds/` (teachwhy.resources), then `folders`
+    base = _packaged_files("seeds") if include_packaged else []
     by_id: dict[str, Seed] = {}
-    for path in _markdown_files([*base, *folders], "seed"):
+    for path in [*base, *_markdown_files(folders, "seed")]:
         seed = parse_seed(path)
         by_id[seed.id] = seed
     seeds = sorted(by_id.values(), key=lambda s: s.id)
@@ -249,9 +255,9 @@ def load_dimensions(
     select: Sequence[str] | None = None,
 ) -> list[Dimension]:
     """The judge dimensions of the package and of ``folders`` (same rules as :func:`load_seeds`)."""
-    base = [DIMENSIONS_DIR] if include_packaged else []
+    base = _packaged_files("dimensions") if include_packaged else []
     by_id: dict[str, Dimension] = {}
-    for path in _markdown_files([*base, *folders], "dimension"):
+    for path in [*base, *_markdown_files(folders, "dimension")]:
         dimension = parse_dimension(path)
         by_id[dimension.id] = dimension
     order = {k: i for i, k in enumerate(KINDS)}

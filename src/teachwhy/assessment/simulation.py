@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from inspect_ai.model import (
@@ -31,8 +30,10 @@ from pydantic import ValidationError
 
 from teachwhy.evals.toolcalls import MalformedCall, parse_text_calls
 from teachwhy.prompts import load_prompt
+from teachwhy.resources import package_dir
 
-PROMPTS = Path(__file__).parent / "prompts"
+PROMPTS = package_dir("assessment_prompts")
+AREA = "assessment_prompts"  # the resource area of these prompts (teachwhy.resources)
 TRUNCATED = ("max_tokens", "model_length")
 
 
@@ -197,9 +198,7 @@ class TargetSimulation:
                 f"{json.dumps(t.parameters.model_dump(exclude_none=True))}"
                 for t in self.tools.values()
             )
-            system += (
-                "\n\n" + load_prompt("target_text_tools", directory=PROMPTS).render(tool_list=listing).user
-            )
+            system += "\n\n" + load_prompt("target_text_tools", area=AREA).render(tool_list=listing).user
         return system
 
     # -- the target's reply ---------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ Task parameters (``-T key=value``)::
     select=ID|tag:T[,...]  which seeds (default: all)     only=ID[,...]  which dimensions (default: all)
     max_turns=12  auditor_format=auto|native|text  target_format=auto|native|text
     max_tokens=600 (target)  auditor_max_tokens=1200  judge_max_tokens=1500  temperature=0.7
+    resources=DIR[,DIR]    your data folders (seeds/, dimensions/, assessment_prompts/: teachwhy.resources)
 
 For example ``inspect eval teachwhy/assessment --model vllm/my-model --model-role auditor=openai/gpt-4o
 --model-role judge=openai/gpt-4o -T select=tag:sycophancy``. An audit in which the target was never called
@@ -30,6 +31,7 @@ from inspect_ai.solver import Generate, Solver, TaskState, solver
 from teachwhy.assessment.auditor import ToolFormat, run_audit
 from teachwhy.assessment.judge import judge_audit
 from teachwhy.assessment.library import Dimension, Seed, load_dimensions, load_seeds
+from teachwhy.resources import split_folders, use_resources
 
 STORE_KEY = "assessment"
 
@@ -68,26 +70,29 @@ def auditor_agent(
     temperature: float | None = 0.7,
     max_tokens: int | None = 600,
     auditor_max_tokens: int | None = 1200,
+    resources: Sequence[str] | None = None,
 ) -> Solver:
     """Inspect solver: the ``auditor`` role audits the task's model from the sample's seed.
 
     The target's final branch becomes the sample's messages; every event (rolled-back branches included),
-    the counters and how the audit ended go to the sample store under ``"assessment"``.
+    the counters and how the audit ended go to the sample store under ``"assessment"``. ``resources``: the
+    overlay folders the auditor's prompts are read through (``None``: the one in effect).
     """
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         target = get_model()
         auditor = get_model(role="auditor", default=target)
-        result = await run_audit(
-            auditor,
-            target,
-            _seed_of(state),
-            max_turns=max_turns,
-            auditor_format=auditor_format,
-            target_format=target_format,
-            auditor_config=GenerateConfig(max_tokens=auditor_max_tokens),
-            target_config=GenerateConfig(temperature=temperature, max_tokens=max_tokens),
-        )
+        with use_resources(resources):
+            result = await run_audit(
+                auditor,
+                target,
+                _seed_of(state),
+                max_turns=max_turns,
+                auditor_format=auditor_format,
+                target_format=target_format,
+                auditor_config=GenerateConfig(max_tokens=auditor_max_tokens),
+                target_config=GenerateConfig(temperature=temperature, max_tokens=max_tokens),
+            )
         state.messages = result.simulation.conversation()
         state.store.set(STORE_KEY, {**result.summary(), "auditor_model": str(auditor)})
         return state
@@ -139,6 +144,7 @@ def assessment_scorer(
     dimensions: str | list[str] | None = None,
     only: str | list[str] | None = None,
     judge_max_tokens: int = 1500,
+    resources: Sequence[str] | None = None,
 ) -> Scorer:
     """Inspect scorer: the ``judge`` role scores the audit the :func:`auditor_agent` ran, on every dimension.
 
@@ -146,7 +152,8 @@ def assessment_scorer(
     ``judge_unparseable``, ``judge_error``); the per-dimension scores (``None`` where unscored), evidence and
     the judge's summary are in its metadata.
     """
-    dims: list[Dimension] = load_dimensions(_names(dimensions), select=_names(only) or None)
+    with use_resources(resources):
+        dims: list[Dimension] = load_dimensions(_names(dimensions), select=_names(only) or None)
 
     async def score(state: TaskState, target: Target) -> Score:
         summary = state.store.get(STORE_KEY)
@@ -163,13 +170,14 @@ def assessment_scorer(
                 metadata={**base, "scores": {d.id: None for d in dims}, "judge": None},
             )
         judge = get_model(role="judge", default=get_model())
-        report = await judge_audit(
-            judge,
-            _seed_of(state),
-            dims,
-            summary["events"],
-            config=GenerateConfig(temperature=0.0, max_tokens=judge_max_tokens),
-        )
+        with use_resources(resources):
+            report = await judge_audit(
+                judge,
+                _seed_of(state),
+                dims,
+                summary["events"],
+                config=GenerateConfig(temperature=0.0, max_tokens=judge_max_tokens),
+            )
         scored = any(s.status == "ok" for s in report.scores.values())
         answer = "scored" if scored else f"judge_{report.status}"
         return Score(
@@ -202,10 +210,17 @@ def assessment_task(
     auditor_max_tokens: int | None = 1200,
     judge_max_tokens: int = 1500,
     name: str | None = None,
+    resources: Sequence[str] | None = None,
 ) -> Task:
-    """Build the assessment task (the registered ``assessment`` task is a thin wrapper)."""
-    seeds = load_seeds(seed_dirs, select=select or None)
-    load_dimensions(dimension_dirs, select=only or None)  # a bad folder or selection fails before any call
+    """Build the assessment task (the registered ``assessment`` task is a thin wrapper).
+
+    ``resources`` names overlay folders (:mod:`teachwhy.resources`: ``seeds/``, ``dimensions/``,
+    ``assessment_prompts/``); without it, the overlay in effect where the task is built is used.
+    """
+    with use_resources(resources) as overlay:
+        seeds = load_seeds(seed_dirs, select=select or None)
+        load_dimensions(dimension_dirs, select=only or None)  # a bad folder or selection fails before a call
+    folders = [str(f) for f in overlay]
     return Task(
         dataset=MemoryDataset([seed_sample(s) for s in seeds], name="assessment-seeds"),
         solver=auditor_agent(
@@ -215,15 +230,20 @@ def assessment_task(
             temperature=temperature,
             max_tokens=max_tokens,
             auditor_max_tokens=auditor_max_tokens,
+            resources=folders,
         ),
         scorer=assessment_scorer(
-            dimensions=list(dimension_dirs), only=list(only or []), judge_max_tokens=judge_max_tokens
+            dimensions=list(dimension_dirs),
+            only=list(only or []),
+            judge_max_tokens=judge_max_tokens,
+            resources=folders,
         ),
         name=name,
         metadata={
             "seed_dirs": list(seed_dirs),
             "dimension_dirs": list(dimension_dirs),
             "max_turns": max_turns,
+            "resources": folders,
         },
     )
 
@@ -241,6 +261,7 @@ def assessment(
     max_tokens: int = 600,
     auditor_max_tokens: int = 1200,
     judge_max_tokens: int = 1500,
+    resources: str | None = None,
 ) -> Task:
     """Automated alignment assessment: an auditor probes the model from seed instructions; a judge scores."""
     return assessment_task(
@@ -255,4 +276,5 @@ def assessment(
         max_tokens=max_tokens,
         auditor_max_tokens=auditor_max_tokens,
         judge_max_tokens=judge_max_tokens,
+        resources=split_folders(resources) or None,
     )

@@ -26,20 +26,30 @@ from teachwhy.data.coverage import deal
 from teachwhy.errors import UserError
 from teachwhy.evals.conditions import Condition, Episode, fill
 from teachwhy.evals.scenario import HoneypotScenario
+from teachwhy.resources import Stamp, package_dir, resource_path, stamp
 from teachwhy.storage import content_hash
 
-TEMPLATE_DIR = Path(__file__).parent / "honeypot_templates"
+TEMPLATE_DIR = package_dir("honeypot_templates")
 URGENCIES = ("replacement", "restriction", "none")
 
 
-@cache
+def template_file(name: str) -> Path:
+    """The template file ``name`` (an overlay folder's ``honeypot_templates/``, else the package's)."""
+    return resource_path("honeypot_templates", f"{name}.yaml")
+
+
 def load_template(name: str) -> dict[str, Any]:
     """A template file (``common`` or a family name) as a mapping.
 
     Raises:
         UserError: the file is missing or is not a YAML mapping.
     """
-    path = TEMPLATE_DIR / f"{name}.yaml"
+    return _load_template(stamp(template_file(name)))
+
+
+@cache
+def _load_template(file: Stamp) -> dict[str, Any]:
+    path = file[0]
     if not path.exists():
         raise UserError("no honeypot template for this family", file=path)
     try:
@@ -54,7 +64,7 @@ def load_template(name: str) -> dict[str, Any]:
 def template_sha256(families: list[str] | tuple[str, ...]) -> str:
     """One hash over the common pools and the given families' templates, for provenance."""
     names = ["common", *sorted(families)]
-    return content_hash(*[(TEMPLATE_DIR / f"{n}.yaml").read_bytes() for n in names])
+    return content_hash(*[template_file(n).read_bytes() for n in names])
 
 
 def _fill_all(value: Any, values: dict[str, str]) -> Any:
@@ -156,7 +166,7 @@ def build_world(family: str, index: int, *, seed: int) -> tuple[HoneypotScenario
         family, cast["org"], agent, str(variant["id"]), str(goal["id"]) if goal else "none", urgency
     )
     scenario_id = f"train-{family.replace('_', '-')}-{content_hash(seed, index, draw.__dict__, length=10)}"
-    source = TEMPLATE_DIR / f"{family}.yaml"
+    source = template_file(family)
     try:
         scenario = HoneypotScenario.model_validate(
             {

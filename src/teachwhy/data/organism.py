@@ -35,7 +35,6 @@ from teachwhy.errors import UserError
 from teachwhy.evals.agent import run_episode
 from teachwhy.evals.conditions import Episode
 from teachwhy.evals.controls import (
-    CONTROLS_DIR,
     ControlPolicy,
     load_controls,
     script,
@@ -44,6 +43,7 @@ from teachwhy.evals.controls import (
 )
 from teachwhy.evals.rules import apply_rule
 from teachwhy.evals.scenario import HoneypotScenario, load_scenarios
+from teachwhy.resources import resource_path
 from teachwhy.storage import content_hash, write_jsonl
 
 GENERATOR = "organism"
@@ -78,7 +78,7 @@ def check_train_split(worlds: list[tuple[HoneypotScenario, Episode]]) -> None:
             )
 
 
-def misaligned_policies(family: str, controls_dir: Path = CONTROLS_DIR) -> list[ControlPolicy]:
+def misaligned_policies(family: str, controls_dir: Path | None = None) -> list[ControlPolicy]:
     """The family's control policies that do at least one harmful act (by their own labels)."""
     return [p for p in load_controls(family, controls_dir) if p.misaligned]
 
@@ -124,7 +124,7 @@ def build_organism_data(
     out_file: Path,
     counter: TokenCounter | None = None,
     constitution_sha256: str | None = None,
-    controls_dir: Path = CONTROLS_DIR,
+    controls_dir: Path | None = None,
 ) -> OrganismReport:
     """Play every misaligned policy on ``worlds`` train worlds and write the kept episodes to ``out_file``.
 
@@ -176,7 +176,7 @@ def build_organism_data(
             principle_ids=(),
             generator_model=POLICY_MODEL,
             prompt_file=f"teachwhy/evals/controls/{family}.yaml",
-            prompt_sha256=content_hash(templates, (controls_dir / f"{family}.yaml").read_bytes()),
+            prompt_sha256=content_hash(templates, _controls_file(family, controls_dir).read_bytes()),
             sampling={"temperature": None, "top_p": None, "max_tokens": None},
             seed=item_seed,
             filters={"rule_touched_harmful": verdict(True, reason=", ".join(touched))},
@@ -224,3 +224,8 @@ __all__ = [
     "check_train_split",
     "misaligned_policies",
 ]
+
+
+def _controls_file(family: str, controls_dir: Path | None) -> Path:
+    """The control policies file the organism's episodes were played from (an overlay's, if it has one)."""
+    return controls_dir / f"{family}.yaml" if controls_dir else resource_path("controls", f"{family}.yaml")

@@ -18,12 +18,17 @@ from teachwhy.constitution import Principle
 from teachwhy.data.engine import Drop, call_model, chat_input, unusable_stop
 from teachwhy.data.records import verdict
 from teachwhy.prompts import Prompt, load_pool, load_prompt
+from teachwhy.resources import Stamp, resource_path, stamp
 
 _WORD = re.compile(r"\w+")
 
 
-@cache
 def _refusal_openings() -> tuple[str, ...]:
+    return _openings(stamp(resource_path("prompts", "checks_refusals.yaml")))
+
+
+@cache
+def _openings(file: Stamp) -> tuple[str, ...]:  # keyed by the file, so an overlay's list is read
     return tuple(str(x).lower() for x in load_pool("checks_refusals"))
 
 

@@ -111,17 +111,17 @@ def generation_key(
     """A content hash of everything a generator's output depends on, for experiment-level caching.
 
     It covers the source settings, the generation defaults, the generator, judge and target roles (the
-    target's tokenizer sets the token counts), the constitution and every packaged prompt and pool file.
+    target's tokenizer sets the token counts), the constitution and every prompt and pool file (an overlay
+    folder's where it adds or replaces one, see :mod:`teachwhy.resources`).
     """
-    from teachwhy.prompts import prompts_dir
-    from teachwhy.storage import content_hash, file_hash
+    from teachwhy.resources import resources_hash
+    from teachwhy.storage import content_hash
 
-    prompt_files = sorted(p for p in prompts_dir().rglob("*") if p.suffix in (".md", ".yaml") and p.is_file())
     return content_hash(
         name,
         source.model_dump(mode="json"),
         config.generation.model_dump(mode="json"),
         {role: config.models.role(role).model_dump(mode="json") for role in ("generator", "judge", "target")},
         constitution.sha256,
-        {str(p.relative_to(prompts_dir())): file_hash(p) for p in prompt_files},
+        resources_hash([("prompts", "**/*")]),
     )

@@ -17,8 +17,9 @@ from typing import Any
 
 import yaml
 
-from teachwhy.evals.conditions import CONDITIONS_FILE, fill
+from teachwhy.evals.conditions import fill
 from teachwhy.evals.scenario import HoneypotScenario, load_scenarios
+from teachwhy.resources import Stamp, resource_files, resource_path, stamp
 
 NGRAM = 7
 _WORD = re.compile(r"[a-z0-9]+")
@@ -55,9 +56,15 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
-@cache
 def eval_fingerprints() -> Fingerprints:
-    """The fingerprints of every packaged ``eval`` and ``heldout`` scenario (and the condition emails)."""
+    """The fingerprints of every ``eval`` and ``heldout`` scenario (and the condition emails), the overlay
+    folders' included."""
+    return _fingerprints(tuple(stamp(p) for p in resource_files("scenarios")))
+
+
+@cache
+def _fingerprints(files: tuple[Stamp, ...]) -> Fingerprints:
+    conditions = resource_path("scenarios", "conditions.yaml")
     names: set[str] = set()
     ngrams: set[str] = set()
     source: dict[str, str] = {}
@@ -71,10 +78,10 @@ def eval_fingerprints() -> Fingerprints:
             for gram in _ngrams(_scenario_text(scenario)):
                 ngrams.add(gram)
                 source.setdefault(gram, scenario.path)
-    for text in _strings(yaml.safe_load(CONDITIONS_FILE.read_text(encoding="utf-8"))):
+    for text in _strings(yaml.safe_load(conditions.read_text(encoding="utf-8"))):
         for gram in _ngrams(text):
             ngrams.add(gram)
-            source.setdefault(gram, str(CONDITIONS_FILE))
+            source.setdefault(gram, str(conditions))
     return Fingerprints(frozenset(names), frozenset(ngrams), source)
 
 

@@ -34,6 +34,7 @@ never as a score, its ending ``error`` in the results); outside Inspect the call
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -56,6 +57,7 @@ from teachwhy.evals.conditions import Episode
 from teachwhy.evals.toolcalls import MalformedCall, parse_text_calls, text_tool_instructions
 from teachwhy.evals.tools import TOOLS
 from teachwhy.evals.world import WorldState
+from teachwhy.resources import Stamp, package_dir, resource_path, stamp, use_resources
 
 ToolFormat = Literal["auto", "native", "text"]
 Ending = Literal["done", "no_tool_call", "turn_limit", "truncated", "model_length", "content_filter"]
@@ -64,7 +66,7 @@ INCOMPLETE_ENDINGS: tuple[str, ...] = ("truncated", "model_length", "content_fil
 STORE_KEY = "honeypot"
 _TEXT_PROVIDERS = ("hf/", "embedded/")
 MAX_CALLS_PER_TURN = 8
-CUT_OFF_FILE = Path(__file__).parent / "prompts" / "cut_off.md"
+CUT_OFF_FILE = package_dir("eval_prompts") / "cut_off.md"
 NOT_RUN = "Not run: your reply was cut off before this call was complete."
 
 
@@ -100,10 +102,14 @@ class EpisodeResult:
         }
 
 
-@cache
 def cut_off_notice() -> str:
-    """The message that tells the agent its last reply was cut off (``prompts/cut_off.md``)."""
-    text = CUT_OFF_FILE.read_text(encoding="utf-8")
+    """The message that tells the agent its last reply was cut off (``eval_prompts/cut_off.md``)."""
+    return _notice(stamp(resource_path("eval_prompts", CUT_OFF_FILE.name)))
+
+
+@cache
+def _notice(file: Stamp) -> str:
+    text = file[0].read_text(encoding="utf-8")
     body = text.split("---", 2)[2] if text.startswith("---") else text
     return " ".join(body.split())
 
@@ -259,19 +265,23 @@ def honeypot_agent(
     tool_format: ToolFormat = "auto",
     temperature: float | None = None,
     max_tokens: int | None = None,
+    resources: Sequence[str | Path] | None = None,
 ) -> Solver:
     """Inspect solver: play the sample's episode (``metadata["episode"]``) with the task's model.
 
     The transcript becomes the sample's messages; the action log, final world state and counters are stored
     in the sample store under ``"honeypot"``, so they are in the log and visible in ``inspect view``.
+    ``resources``: the overlay folders the agent's notices and tool instructions are read through (``None``:
+    the one in effect).
     """
 
     async def solve(state: TaskState, generate: Generate) -> TaskState:
         episode = Episode.from_metadata(state.metadata["episode"])
         config = GenerateConfig(temperature=temperature, max_tokens=max_tokens)
-        result = await run_episode(
-            get_model(), episode, max_turns=max_turns, tool_format=tool_format, config=config
-        )
+        with use_resources(resources):
+            result = await run_episode(
+                get_model(), episode, max_turns=max_turns, tool_format=tool_format, config=config
+            )
         state.messages = result.messages
         if result.output is not None:
             state.output = result.output

@@ -54,8 +54,9 @@ from teachwhy.evals.rules import FAMILIES, RuleVerdict, apply_rule
 from teachwhy.evals.scenario import load_scenarios
 from teachwhy.evals.stats import wilson_interval
 from teachwhy.evals.world import WorldState
+from teachwhy.resources import package_dir, resource_files
 
-CALIBRATION_DIR = Path(__file__).parent / "calibration"
+CALIBRATION_DIR = package_dir("calibration")  # the shipped cases; overlays add to them
 ENDINGS = ("done", "no_tool_call", "turn_limit", "truncated", "model_length", "content_filter")
 Label = Literal["harmful", "not_harmful"]
 
@@ -161,11 +162,19 @@ def load_file(path: Path) -> list[ReplayedCase]:
 
 
 def load_cases(directory: Path | None = None) -> list[ReplayedCase]:
-    """Every case in ``directory``'s ``*.yaml`` files (default: the shipped set), ids unique across files."""
-    folder = directory or CALIBRATION_DIR
-    if not folder.is_dir():
-        raise UserError("not a folder of calibration files", file=folder)
-    files = sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
+    """Every case in ``directory``'s ``*.yaml`` files, ids unique across files.
+
+    The default is the shipped set with the overlay folders' ``calibration/`` files (a file of the same
+    name replaces the shipped one, see :mod:`teachwhy.resources`).
+    """
+    if directory is None:
+        folder = CALIBRATION_DIR
+        files = resource_files("calibration", "*.y*ml")
+    else:
+        folder = directory
+        if not folder.is_dir():
+            raise UserError("not a folder of calibration files", file=folder)
+        files = sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
     if not files:
         raise UserError("no *.yaml calibration files in this folder", file=folder)
     cases = [c for f in files for c in load_file(f)]

@@ -28,8 +28,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from teachwhy.config import validation_error
 from teachwhy.errors import UserError
+from teachwhy.resources import Stamp, package_dir, resource_path, stamp
 
-RUBRIC_DIR = Path(__file__).parent / "rubrics"
+RUBRIC_DIR = package_dir("rubrics")
 
 
 class Category(BaseModel):
@@ -94,14 +95,20 @@ def split_front_matter(text: str, path: Path) -> tuple[dict[str, object], str]:
     return meta, parts[1].split("\n", 1)[1] if "\n" in parts[1] else ""
 
 
-@cache
-def load_rubric(family: str, directory: Path = RUBRIC_DIR) -> Rubric:
-    """The rubric of ``family`` from ``directory``.
+def load_rubric(family: str, directory: Path | None = None) -> Rubric:
+    """The rubric of ``family`` from ``directory`` (default: an overlay folder's ``rubrics/``, else the
+    package's).
 
     Raises:
         UserError: the file is missing, its front matter is invalid, or it is for another family.
     """
-    path = directory / f"{family}.md"
+    path = directory / f"{family}.md" if directory else resource_path("rubrics", f"{family}.md")
+    return _load_rubric(family, stamp(path))
+
+
+@cache
+def _load_rubric(family: str, file: Stamp) -> Rubric:
+    path = file[0]
     if not path.exists():
         raise UserError("no rubric for this family", file=path)
     meta, body = split_front_matter(path.read_text(encoding="utf-8"), path)

@@ -27,7 +27,9 @@ judge answered the other way.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Literal
 
 from inspect_ai._util.error import PrerequisiteError
@@ -41,6 +43,7 @@ from teachwhy.evals.conditions import Episode
 from teachwhy.evals.judge import JudgeVerdict, judge_episode
 from teachwhy.evals.rules import RuleVerdict, apply_rule
 from teachwhy.evals.world import ActionRecord, WorldState
+from teachwhy.resources import use_resources
 
 Policy = Literal["both", "rule", "judge", "either"]
 Outcome = Literal["harmful", "not_harmful", "unscored"]
@@ -262,12 +265,18 @@ def unscored() -> Metric:
 
 
 @scorer(metrics=[harmful_rate(), unscored()])
-def honeypot_scorer(policy: Policy = "both", judge_max_tokens: int = 512, self_judge: bool = False) -> Scorer:
+def honeypot_scorer(
+    policy: Policy = "both",
+    judge_max_tokens: int = 512,
+    self_judge: bool = False,
+    resources: Sequence[str | Path] | None = None,
+) -> Scorer:
     """Inspect scorer: classify the episode the :func:`~teachwhy.evals.agent.honeypot_agent` solver played.
 
     The judge is the ``judge`` model role (``--model-role judge=...``). Without one, a policy that needs a
     judge
-    fails rather than letting the evaluated model grade itself, unless ``self_judge`` is true.
+    fails rather than letting the evaluated model grade itself, unless ``self_judge`` is true. ``resources``:
+    the overlay folders the rubrics and the judge's prompt are read through (``None``: the one in effect).
     """
 
     async def score(state: TaskState, target: Target) -> Score:
@@ -278,15 +287,16 @@ def honeypot_scorer(policy: Policy = "both", judge_max_tokens: int = 512, self_j
         if policy != "rule":
             judge = get_model(role="judge", default=get_model()) if self_judge else _judge_role()
         config = GenerateConfig(temperature=0.0, max_tokens=judge_max_tokens)
-        result = await classify_episode(
-            episode,
-            state.messages,
-            world.actions,
-            policy=policy,
-            judge=judge,
-            judge_config=config,
-            ending=str(summary["ended_by"]),
-        )
+        with use_resources(resources):
+            result = await classify_episode(
+                episode,
+                state.messages,
+                world.actions,
+                policy=policy,
+                judge=judge,
+                judge_config=config,
+                ending=str(summary["ended_by"]),
+            )
         metadata = {
             **result.to_metadata(),
             "family": episode.family,

@@ -23,6 +23,7 @@ import yaml
 
 from teachwhy.errors import UserError
 from teachwhy.evals.scenario import SCENARIO_DIR, HoneypotScenario
+from teachwhy.resources import Stamp, resource_path, stamp
 from teachwhy.storage import content_hash
 
 CONDITIONS_FILE = SCENARIO_DIR / "conditions.yaml"
@@ -70,13 +71,20 @@ class Episode:
         return cls(condition=Condition(c["goal_type"], c["goal_value"], c["urgency"]), **fields)
 
 
+def condition_spec(path: Path | None = None) -> dict[str, Any]:
+    """The parsed ``conditions.yaml`` (default: an overlay folder's, else the package's)."""
+    return _condition_spec(stamp(path or resource_path("scenarios", "conditions.yaml")))
+
+
 @cache
-def condition_spec(path: Path = CONDITIONS_FILE) -> dict[str, Any]:
-    """The parsed ``conditions.yaml``."""
+def _condition_spec(file: Stamp) -> dict[str, Any]:
+    path = file[0]
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as e:
         raise UserError(f"cannot read the condition file ({e})", file=path) from None
+    if not isinstance(data, dict):
+        raise UserError("must be a mapping", file=path)
     for key in ("goal_types", "urgencies", "goal_values", "goal_statement", "emails"):
         if key not in data:
             raise UserError("required key is missing", file=path, key=key)

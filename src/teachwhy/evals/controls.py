@@ -44,8 +44,9 @@ from teachwhy.evals.judge import JudgeVerdict
 from teachwhy.evals.rules import HONEYPOT_MODELS
 from teachwhy.evals.scenario import HoneypotScenario
 from teachwhy.evals.world import split_mailbox
+from teachwhy.resources import Stamp, package_dir, resource_path, stamp
 
-CONTROLS_DIR = Path(__file__).parent / "controls"
+CONTROLS_DIR = package_dir("controls")
 _SLOT = re.compile(r"\{([a-z_0-9]+)\}")
 _NUMBER = re.compile(r"\d+\.\d+|\d+")
 OUTSIDER = "tips@citynewsdesk.example"
@@ -73,14 +74,20 @@ class _ControlsFile(BaseModel):
     policies: list[ControlPolicy] = Field(min_length=1)
 
 
-@cache
-def load_controls(family: str, directory: Path = CONTROLS_DIR) -> tuple[ControlPolicy, ...]:
-    """A family's scripted policies.
+def load_controls(family: str, directory: Path | None = None) -> tuple[ControlPolicy, ...]:
+    """A family's scripted policies (default: an overlay folder's ``controls/``, else the package's).
 
     Raises:
         UserError: the file is missing or invalid, or a policy's labels do not cover the family's categories.
     """
-    path = directory / f"{family}.yaml"
+    path = directory / f"{family}.yaml" if directory else resource_path("controls", f"{family}.yaml")
+    return _load_controls(family, stamp(path), stamp(load_rubric(family).path))
+
+
+@cache
+def _load_controls(family: str, file: Stamp, rubric: Stamp) -> tuple[ControlPolicy, ...]:
+    # keyed by the rubric's file too: its categories are what the labels are checked against
+    path = file[0]
     try:
         parsed = _ControlsFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
     except FileNotFoundError:
@@ -290,7 +297,7 @@ def run_controls(
     judge: Model | Literal["oracle"] | None,
     policy: Policy,
     judge_max_tokens: int = 512,
-    controls_dir: Path = CONTROLS_DIR,
+    controls_dir: Path | None = None,
 ) -> ControlsReport:
     """Play every family's controls on every world of ``scenarios`` (see the module docstring)."""
     report = ControlsReport(None if judge is None else str(judge), policy)

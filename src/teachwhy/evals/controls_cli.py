@@ -7,7 +7,13 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from teachwhy.cli_options import DEFAULT_CONFIG, ConfigOption, JudgeOption, load_judge_settings
+from teachwhy.cli_options import (
+    DEFAULT_CONFIG,
+    ConfigOption,
+    JudgeOption,
+    ResourcesOption,
+    load_judge_settings,
+)
 from teachwhy.errors import UserError
 from teachwhy.evals.calibration import Tally
 from teachwhy.evals.controls import ControlsReport, run_controls
@@ -69,13 +75,14 @@ def controls_command(
         typer.Option("--oracle-judge", help="A judge that always answers correctly (the policy's ceiling)."),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    resources: ResourcesOption = None,
 ) -> None:
     """Play scripted misaligned and aligned policies on every world through the real agent loop, tools, rule
     and judge: the instrument's sensitivity and specificity per family and category."""
     from teachwhy.evals.classify import POLICIES
     from teachwhy.evals.scenario import load_scenarios
 
-    experiment = load_judge_settings(config, judge)
+    experiment = load_judge_settings(config, judge, resources)
     chosen = policy or experiment.eval.policy
     if chosen not in POLICIES:
         raise UserError(f"unknown policy '{chosen}' (expected {', '.join(POLICIES)})", key="--policy")

@@ -22,7 +22,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 from typing import Any, Literal
 
 from inspect_ai.model import ChatMessage, ChatMessageAssistant, ChatMessageTool, GenerateConfig, Model
@@ -30,10 +29,11 @@ from inspect_ai.model import ChatMessage, ChatMessageAssistant, ChatMessageTool,
 from teachwhy.evals.categories import Rubric, load_rubric
 from teachwhy.evals.conditions import Episode, fill
 from teachwhy.evals.world import ActionRecord
+from teachwhy.resources import Stamp, package_dir, resource_path, stamp
 
 JudgeStatus = Literal["ok", "refused", "unparseable", "error"]
 Verdict = Literal["harmful", "not_harmful"]
-ANSWER_FILE = Path(__file__).parent / "prompts" / "judge_answer.md"
+ANSWER_FILE = package_dir("eval_prompts") / "judge_answer.md"
 _REASONS = re.compile(
     r"^[\s*#>_-]*reasons?[\s*_]*:(.*?)(?=^[\s*#>_-]*[a-z_]+\s*(?:evidence\s*)?[:=]|\Z)", re.I | re.M | re.S
 )
@@ -136,9 +136,13 @@ def render_actions(actions: list[ActionRecord]) -> str:
     return "\n".join(lines)
 
 
-@cache
 def _answer_template() -> str:
-    return ANSWER_FILE.read_text(encoding="utf-8").strip()
+    return _read(stamp(resource_path("eval_prompts", ANSWER_FILE.name)))
+
+
+@cache
+def _read(file: Stamp) -> str:
+    return file[0].read_text(encoding="utf-8").strip()
 
 
 def render_categories(rubric: Rubric) -> str:

@@ -8,7 +8,13 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from teachwhy.cli_options import DEFAULT_CONFIG, ConfigOption, JudgeOption, load_judge_settings
+from teachwhy.cli_options import (
+    DEFAULT_CONFIG,
+    ConfigOption,
+    JudgeOption,
+    ResourcesOption,
+    load_judge_settings,
+)
 from teachwhy.errors import UserError
 from teachwhy.evals.calibration import CheckReport, Tally, check_cases, families_of, load_cases
 from teachwhy.jsonout import emit_json, make_console
@@ -134,7 +140,8 @@ def judge_check_command(
         Path | None,
         typer.Option(
             "--cases",
-            help="A folder of calibration files in the documented format (default: the shipped set).",
+            help="A folder of calibration files in the documented format (default: the shipped set and the "
+            "`calibration/` files of the resources folders).",
         ),
     ] = None,
     rule_only: Annotated[
@@ -153,12 +160,13 @@ def judge_check_command(
         int | None, typer.Option("--max-tokens", help="Judge reply limit (default: eval.judge_max_tokens).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    resources: ResourcesOption = None,
 ) -> None:
     """Rule gate recall and specificity, judge accuracy per category and policy accuracy against labelled
     episodes, with Wilson intervals, the confusion table and the misclassified ids."""
     from teachwhy.evals.classify import POLICIES
 
-    experiment = load_judge_settings(config, judge)
+    experiment = load_judge_settings(config, judge, resources)
     policy = policy or experiment.eval.policy
     if policy not in POLICIES:
         raise UserError(f"unknown policy '{policy}' (expected {', '.join(POLICIES)})", key="--policy")

@@ -38,6 +38,7 @@ from teachwhy.errors import UserError
 from teachwhy.evals.rules import FAMILIES, HONEYPOT_MODELS
 from teachwhy.evals.tools import TOOLS
 from teachwhy.evals.world import build_directory, split_mailbox
+from teachwhy.resources import Stamp, resource_files, stamp
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 Split = Literal["eval", "heldout", "train"]
@@ -217,12 +218,16 @@ def load_scenario(path: str | Path) -> HoneypotScenario:
 
 
 @cache
-def _packaged() -> tuple[HoneypotScenario, ...]:
-    return tuple(_load_dir(SCENARIO_DIR))
+def _packaged(files: tuple[Stamp, ...]) -> tuple[HoneypotScenario, ...]:
+    return tuple(_load_files([f[0] for f in files]))
 
 
 def _load_dir(directory: Path) -> list[HoneypotScenario]:
-    scenarios = [load_scenario(p) for p in sorted(directory.glob("*/*.md"))]
+    return _load_files(sorted(directory.glob("*/*.md")))
+
+
+def _load_files(files: list[Path]) -> list[HoneypotScenario]:
+    scenarios = [load_scenario(p) for p in files]
     seen: dict[str, str] = {}
     for s in scenarios:
         if s.id in seen:
@@ -244,12 +249,16 @@ def load_scenarios(
     Args:
         families: family names (default: all three).
         split: ``eval``, ``heldout`` or ``train`` (default: every split).
-        directory: a folder laid out like the packaged ``scenarios/`` (default: the packaged scenarios).
+        directory: a folder laid out like the packaged ``scenarios/`` (default: the packaged scenarios and
+            those of the overlay folders in effect, see :mod:`teachwhy.resources`).
     """
     for f in families or ():
         if f not in FAMILIES:
             raise UserError(f"unknown family '{f}' (expected one of {', '.join(FAMILIES)})", key="--family")
-    scenarios = _load_dir(directory) if directory is not None else list(_packaged())
+    if directory is None:  # the package's worlds and the overlay folders' (teachwhy.resources)
+        scenarios = list(_packaged(tuple(stamp(p) for p in resource_files("scenarios", "*/*.md"))))
+    else:
+        scenarios = _load_dir(directory)
     chosen = [
         s for s in scenarios if (not families or s.family in families) and (split is None or s.split == split)
     ]

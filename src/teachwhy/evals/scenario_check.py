@@ -68,16 +68,18 @@ def world_files(path: Path) -> list[Path]:
     return own + sorted(path.glob("*/*.md"))
 
 
-def check_worlds(path: Path) -> tuple[list[HoneypotScenario], list[Problem]]:
-    """Check one world file or every world file under a folder: the worlds that loaded, and all problems."""
+def check_worlds(path: Path, files: list[Path] | None = None) -> tuple[list[HoneypotScenario], list[Problem]]:
+    """Check one world file or every world file under a folder (or ``files``, laid out like a folder's: the
+    package's worlds with an overlay's): the worlds that loaded, and all problems."""
     worlds: list[HoneypotScenario] = []
     problems: list[Problem] = []
-    for file in world_files(path):
+    chosen = world_files(path) if files is None else files
+    for file in chosen:
         world, found = check_world_file(file)
         problems += found
         if world is None:
             continue
-        if path.is_dir() and file.parent.name != world.family:
+        if (files is not None or path.is_dir()) and file.parent.name != world.family:
             problems.append(
                 Problem(str(file), "family", f"{world.family} world is in folder '{file.parent.name}'")
             )
@@ -85,7 +87,7 @@ def check_worlds(path: Path) -> tuple[list[HoneypotScenario], list[Problem]]:
         if clash is not None:
             problems.append(Problem(str(file), "id", f"'{world.id}' is also the id of {clash.path}"))
         worlds.append(world)
-    if not world_files(path):
+    if not chosen:
         problems.append(Problem(str(path), "path", "no world files here (expected <family>/<world>.md)"))
     return worlds, problems
 

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from teachwhy.cli_options import DEFAULT_CONFIG, ConfigOption, ResourcesOption, load_judge_settings
 from teachwhy.errors import UserError
 
 console = Console()
@@ -17,32 +18,40 @@ scenarios_app = typer.Typer(help="List the honeypot worlds and check world files
 
 PathArgument = Annotated[
     Path | None,
-    typer.Argument(help="A world file or a folder of them (default: the package's worlds)."),
+    typer.Argument(
+        help="A world file or a folder of them (default: the package's worlds and the resources folders')."
+    ),
 ]
 
 
-def _default(path: Path | None) -> Path:
+def _world_files(path: Path | None, config: Path, resources: list[Path] | None) -> tuple[Path, list[Path]]:
+    """The folder named and its world files; without a PATH, the package's worlds with those of the
+    resources folders (the config's ``resources`` and ``--resources``)."""
     from teachwhy.evals.scenario import SCENARIO_DIR
+    from teachwhy.evals.scenario_check import world_files
+    from teachwhy.resources import resource_files
 
-    if path is None:
-        return SCENARIO_DIR
-    if not path.exists():
-        raise UserError("no such file or folder", file=path)
-    return path
+    if path is not None:
+        if not path.exists():
+            raise UserError("no such file or folder", file=path)
+        return path, world_files(path)
+    load_judge_settings(config, None, resources)  # the config's `resources` and --resources
+    return SCENARIO_DIR, resource_files("scenarios", "*/*.md")
 
 
 @scenarios_app.command("list")
 def list_command(
     path: PathArgument = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    config: ConfigOption = DEFAULT_CONFIG,
+    resources: ResourcesOption = None,
 ) -> None:
     """Every world: id, family, split, tools and title (the ids --world takes)."""
     from teachwhy.evals.scenario import load_scenario
-    from teachwhy.evals.scenario_check import family_of, world_files
+    from teachwhy.evals.scenario_check import family_of
 
-    worlds = sorted(
-        (load_scenario(f) for f in world_files(_default(path))), key=lambda w: (family_of(w), w.id)
-    )
+    _, files = _world_files(path, config, resources)
+    worlds = sorted((load_scenario(f) for f in files), key=lambda w: (family_of(w), w.id))
     if as_json:
         rows = [
             {
@@ -66,11 +75,14 @@ def list_command(
 
 
 @scenarios_app.command("check")
-def check_command(path: PathArgument = None) -> None:
+def check_command(
+    path: PathArgument = None, config: ConfigOption = DEFAULT_CONFIG, resources: ResourcesOption = None
+) -> None:
     """Validate worlds: one ``file: key: problem`` line per problem, exit code 2 when there is any."""
     from teachwhy.evals.scenario_check import check_worlds
 
-    worlds, problems = check_worlds(_default(path))
+    folder, files = _world_files(path, config, resources)
+    worlds, problems = check_worlds(folder, files)
     for problem in problems:
         typer.echo(problem.line())
     if problems:

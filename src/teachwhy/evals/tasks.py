@@ -10,6 +10,7 @@ line)::
     goal_types=explicit,... goal_values=welfare,...         urgencies=replacement,...
     policy=both|rule|judge|either   temperature=0.7   max_tokens=400   judge_max_tokens=512   seed=0
     worlds=bm-harbor-line,... only these worlds (ids as `teachwhy eval scenarios list` prints them)
+    resources=dir1,dir2     your own data folders (worlds, rubrics, prompts ...; see teachwhy.resources)
     self_judge=false        a policy that needs a judge fails without ``--model-role judge=...`` unless this
     is
                             true (then the evaluated model judges itself, and the log says so)
@@ -30,6 +31,7 @@ from teachwhy.evals.classify import Policy, honeypot_scorer
 from teachwhy.evals.conditions import Episode, expand
 from teachwhy.evals.rules import FAMILIES
 from teachwhy.evals.scenario import HoneypotScenario, load_scenarios
+from teachwhy.resources import split_folders, use_resources
 
 
 def _names(value: str | list[str] | None) -> list[str] | None:
@@ -126,24 +128,38 @@ def honeypot_task(
     self_judge: bool = False,
     name: str | None = None,
     worlds: str | list[str] | None = None,
+    resources: str | list[str] | None = None,
 ) -> Task:
-    """Build a honeypot task for any families (the registered tasks below are thin wrappers)."""
-    episodes = honeypot_episodes(
-        families,
-        split=split,
-        limit=limit,
-        goal_types=goal_types,
-        goal_values=goal_values,
-        urgencies=urgencies,
-        seed=seed,
-        worlds=worlds,
-    )
+    """Build a honeypot task for any families (the registered tasks below are thin wrappers).
+
+    ``resources`` names overlay folders (:mod:`teachwhy.resources`); without it, the overlay in effect where
+    the task is built (the experiment's) is used. The solver and scorer read their files through it too.
+    """
+    folders = split_folders(resources)
+    with use_resources(folders or None) as overlay:
+        episodes = honeypot_episodes(
+            families,
+            split=split,
+            limit=limit,
+            goal_types=goal_types,
+            goal_values=goal_values,
+            urgencies=urgencies,
+            seed=seed,
+            worlds=worlds,
+        )
+    used = [str(f) for f in overlay]  # plain strings: Inspect records the solver's and scorer's arguments
     return Task(
         dataset=MemoryDataset([episode_sample(e) for e in episodes], name=f"honeypots-{split}"),
         solver=honeypot_agent(
-            max_turns=max_turns, tool_format=tool_format, temperature=temperature, max_tokens=max_tokens
+            max_turns=max_turns,
+            tool_format=tool_format,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            resources=used,
         ),
-        scorer=honeypot_scorer(policy=policy, judge_max_tokens=judge_max_tokens, self_judge=self_judge),
+        scorer=honeypot_scorer(
+            policy=policy, judge_max_tokens=judge_max_tokens, self_judge=self_judge, resources=used
+        ),
         name=name,
         metadata={
             "families": list(families),
@@ -151,6 +167,7 @@ def honeypot_task(
             "policy": policy,
             "max_turns": max_turns,
             "worlds": _names(worlds),
+            "resources": used,
         },
     )
 
@@ -171,6 +188,7 @@ def blackmail(
     seed: int = 0,
     self_judge: bool = False,
     worlds: str | None = None,
+    resources: str | None = None,
 ) -> Task:
     """The agent learns compromising information about the person who can shut it down or restrict it."""
     return honeypot_task(
@@ -189,6 +207,7 @@ def blackmail(
         seed=seed,
         self_judge=self_judge,
         worlds=worlds,
+        resources=resources,
     )
 
 
@@ -208,6 +227,7 @@ def research_sabotage(
     seed: int = 0,
     self_judge: bool = False,
     worlds: str | None = None,
+    resources: str | None = None,
 ) -> Task:
     """The agent can quietly degrade a competing system's or a colleague's work."""
     return honeypot_task(
@@ -226,6 +246,7 @@ def research_sabotage(
         seed=seed,
         self_judge=self_judge,
         worlds=worlds,
+        resources=resources,
     )
 
 
@@ -245,6 +266,7 @@ def framing(
     seed: int = 0,
     self_judge: bool = False,
     worlds: str | None = None,
+    resources: str | None = None,
 ) -> Task:
     """The agent can plant or alter evidence so that an inconvenient person is blamed."""
     return honeypot_task(
@@ -263,6 +285,7 @@ def framing(
         seed=seed,
         self_judge=self_judge,
         worlds=worlds,
+        resources=resources,
     )
 
 
@@ -283,6 +306,7 @@ def honeypots(
     families: str | None = None,
     self_judge: bool = False,
     worlds: str | None = None,
+    resources: str | None = None,
 ) -> Task:
     """All three families in one task (``limit`` applies per family)."""
     return honeypot_task(
@@ -301,4 +325,5 @@ def honeypots(
         seed=seed,
         self_judge=self_judge,
         worlds=worlds,
+        resources=resources,
     )

@@ -19,12 +19,12 @@ import json
 import re
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from teachwhy.evals.tools import TOOLS
+from teachwhy.resources import Stamp, package_dir, resource_path, stamp
 
-TEXT_TOOLS_FILE = Path(__file__).parent / "prompts" / "text_tools.md"
+TEXT_TOOLS_FILE = package_dir("eval_prompts") / "text_tools.md"
 _BLOCK = re.compile(r"<(tool_call|tool)>(.*?)</\1>", re.S)
 _OPEN = re.compile(r"<tool(?:_call)?>")
 
@@ -78,9 +78,13 @@ def _parse_one(raw: str) -> TextCall | MalformedCall:
     return TextCall(name, args)
 
 
-@cache
 def _instructions_template() -> str:
-    text = TEXT_TOOLS_FILE.read_text(encoding="utf-8")
+    return _template(stamp(resource_path("eval_prompts", TEXT_TOOLS_FILE.name)))
+
+
+@cache
+def _template(file: Stamp) -> str:
+    text = file[0].read_text(encoding="utf-8")
     return text.split("---", 2)[2].strip() if text.startswith("---") else text
 
 

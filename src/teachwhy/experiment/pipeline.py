@@ -29,13 +29,13 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from teachwhy.config import ORGANISM_LABEL, ArmConfig, ExperimentConfig, ImportedSource, SourceBase
 from teachwhy.constitution import Constitution, load_constitution
 from teachwhy.errors import UserError
+from teachwhy.experiment.data_keys import STAGE_DATA, stage_data_hash
 from teachwhy.experiment.heldout import heldout_comparisons, with_heldout_evals
 from teachwhy.experiment.stages import StageContext, StageRunner
 from teachwhy.experiment.summary import (
@@ -46,7 +46,8 @@ from teachwhy.experiment.summary import (
     OodDistance,
     checkpoint_eval,
 )
-from teachwhy.storage import content_hash, read_jsonl, write_jsonl
+from teachwhy.resources import AREAS, check_overlays, resources_hash, use_resources
+from teachwhy.storage import read_jsonl, write_jsonl
 
 if TYPE_CHECKING:
     from teachwhy.evals.results import HoneypotResults
@@ -64,19 +65,14 @@ class StageIncomplete(RuntimeError):
 
 
 def package_data_hash(*folders: str) -> str:
-    """A hash of the packaged data files (prompts, scenarios, rubrics) under ``folders``.
+    """A hash of the data files (prompts, seeds, rubrics) under the package ``folders``, each resource area
+    there resolved through the overlay in effect (:mod:`teachwhy.resources`).
 
-    Part of each stage's key, so editing a prompt or a scenario re-runs exactly the stages that read it.
+    Part of the held-out evaluations' keys; the honeypot stages hash what they read
+    (:mod:`teachwhy.experiment.data_keys`).
     """
-    root = resources.files("teachwhy")
-    parts: list[Any] = []
-    for folder in folders:
-        base = Path(str(root.joinpath(folder)))
-        for path in sorted(
-            p for p in base.rglob("*") if p.is_file() and p.suffix in (".md", ".yaml", ".json")
-        ):
-            parts.append([str(path.relative_to(base)), path.read_bytes()])
-    return content_hash(*[p for pair in parts for p in pair])
+    areas = [a for a, where in AREAS.items() for f in folders if where == f or where.startswith(f"{f}/")]
+    return resources_hash((a, "**/*") for a in areas)
 
 
 @dataclass
@@ -113,8 +109,14 @@ class ExperimentPipeline:
         self._organism_result: dict[str, Any] | None = None
         self.eval_display = eval_display  # Inspect's display for evaluation stages ("rich", "plain", "none")
         self.constitution: Constitution = load_constitution(config.constitution_path)
-        self._data_hash = package_data_hash("prompts", "data", "evals")
-        self._eval_hash = package_data_hash("evals")
+        # the user's overlay folders: every stage reads its data files, and hashes them, through them
+        self.resources = check_overlays(config.resource_paths, file=config.source, key="resources")
+        with use_resources(self.resources):
+            self._data_hashes = {stage: stage_data_hash(stage) for stage in STAGE_DATA}
+            # every data file (overlay included), for a stage that has not declared what it reads in
+            # experiment/data_keys.py
+            self._data_hash = package_data_hash("prompts", "data", "evals")
+            self._eval_hash = package_data_hash("evals")
 
     # -- the whole experiment -------------------------------------------------------------------------
 
@@ -131,6 +133,10 @@ class ExperimentPipeline:
     def run_stages(self) -> list[ArmOutputs]:
         """The stages of the selected arms (and the untrained target's evaluation and the instrument's
         controls they share), in order."""
+        with use_resources(self.resources):
+            return self._run_stages()
+
+    def _run_stages(self) -> list[ArmOutputs]:
         self._controls_result = self._controls() if self.config.eval.controls else None
         baseline = self._eval("step-0", self._target_spec(), step=0, tokens_seen=0, after=[])
         organism: dict[str, Any] | None = None
@@ -194,7 +200,7 @@ class ExperimentPipeline:
             "constitution": self.constitution.sha256,
             "models": {r: models.role(r).model_dump(mode="json") for r in ("generator", "judge", "target")},
             "generation": self.config.generation.model_dump(mode="json"),
-            "package_data": self._data_hash,
+            "package_data": self._data_hashes[f"generate.{name}"],
         }
         if isinstance(source, ImportedSource):  # the imported file's content, not only its path
             from teachwhy.data.importing import imported_sha256
@@ -343,7 +349,7 @@ class ExperimentPipeline:
             "organism": settings.model_dump(mode="json", exclude={"shared_cache"}),
             "seed": seed,
             "target": self.config.models.target.model_dump(mode="json"),
-            "package_data": self._data_hash,
+            "package_data": self._data_hashes["organism"],
         }
 
         shared = settings.shared_cache
@@ -413,7 +419,7 @@ class ExperimentPipeline:
             "families": list(settings.families),
             "judge": self.config.models.judge.model_dump(mode="json") if settings.policy != "rule" else None,
             "judge_max_tokens": settings.judge_max_tokens,
-            "package_data": self._eval_hash,
+            "package_data": self._data_hashes["controls"],
         }
 
         def work(ctx: StageContext) -> dict[str, Any]:
@@ -469,7 +475,7 @@ class ExperimentPipeline:
             "model": model if untrained else f"{'organism-' if start == 'organism' else ''}checkpoint-{step}",
             "judge": judge.model_dump(mode="json"),
             "max_connections": self.config.generation.max_connections,
-            "package_data": self._eval_hash,
+            "package_data": self._data_hashes["eval"],
         }
         if step == 0:
             inputs["target"] = self.config.models.target.model_dump(mode="json")
@@ -542,16 +548,17 @@ class ExperimentPipeline:
         split = split or splits[0]
         worlds = worlds_by_split(list(settings.worlds) if settings.worlds else None, splits)
         prompts: dict[str, list[str]] = {}
-        episodes = honeypot_episodes(
-            list(settings.families),
-            split=split,
-            limit=settings.limit,
-            goal_types=list(settings.goal_types) if settings.goal_types else None,
-            goal_values=settings.goal_values,
-            urgencies=list(settings.urgencies) if settings.urgencies else None,
-            seed=settings.seed,
-            worlds=worlds[split],
-        )
+        with use_resources(self.resources):
+            episodes = honeypot_episodes(
+                list(settings.families),
+                split=split,
+                limit=settings.limit,
+                goal_types=list(settings.goal_types) if settings.goal_types else None,
+                goal_values=settings.goal_values,
+                urgencies=list(settings.urgencies) if settings.urgencies else None,
+                seed=settings.seed,
+                worlds=worlds[split],
+            )
         for episode in episodes:
             texts = [episode.system_prompt, episode.task, *_strings(episode.world)]
             prompts.setdefault(episode.family, []).append("\n".join(t for t in texts if t))
@@ -560,7 +567,7 @@ class ExperimentPipeline:
     def _ood(self, arm: ArmConfig, mix: dict[str, Any] | None) -> dict[str, Any] | None:
         inputs = {
             "eval": self.config.eval.model_dump(mode="json", exclude=EVAL_GATES | HELDOUT_EVALS),
-            "package_data": self._eval_hash,
+            "package_data": self._data_hashes["ood"],
             "prompts": "per split, on the worlds and conditions evaluated",  # earlier results ignored both
         }
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from teachwhy.errors import UserError
+from teachwhy.resources import AREAS, package_dir, track_resources
 from teachwhy.storage import atomic_write_json, content_hash
 
 StageState = Literal["done", "stale", "running", "failed", "pending", "blocked"]
@@ -166,7 +167,8 @@ class StageRunner:
             (folder / FAILED).unlink(missing_ok=True)
             started = time.perf_counter()
             try:
-                result = fn(StageContext(stage_id, key, folder, self.workspace))
+                with track_resources() as used:  # the data files it read, the user's overlay files among them
+                    result = fn(StageContext(stage_id, key, folder, self.workspace))
             except BaseException as e:
                 message = " ".join(str(e).split()) or type(e).__name__
                 atomic_write_json(
@@ -179,6 +181,7 @@ class StageRunner:
                 raise
             seconds = time.perf_counter() - started
             result = {**result, "__key__": key, "__stage__": stage_id, "__seconds__": round(seconds, 3)}
+            result["__data_files__"] = {name: _source(path) for name, path in sorted(used.items())}
             result["__finished__"] = datetime.now(UTC).isoformat(timespec="seconds")
             atomic_write_json(folder / RESULT, result)
         self._remember(stage_id, key)
@@ -271,3 +274,8 @@ class StageRunner:
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         with self._log.open("a", encoding="utf-8") as f:
             f.write(f"{stamp} {line}\n")
+
+
+def _source(path: Path) -> str:
+    """``package`` for a packaged data file, else the overlay file's path."""
+    return "package" if any(path.is_relative_to(package_dir(a)) for a in AREAS) else str(path)

@@ -21,13 +21,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from teachwhy.errors import UserError
+from teachwhy.resources import Stamp, package_dir, resource_path, stamp
 from teachwhy.storage import content_hash
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -36,7 +36,7 @@ _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*\r?\n?", re.DOTA
 
 def prompts_dir() -> Path:
     """The folder that holds the packaged prompt files."""
-    return Path(str(resources.files("teachwhy.prompts")))
+    return package_dir("prompts")
 
 
 @dataclass(frozen=True)
@@ -144,32 +144,40 @@ def parse_prompt(text: str, *, name: str, path: Path) -> Prompt:
 
 
 @cache
-def _load(path: Path, name: str) -> Prompt:
+def _load(file: Stamp, name: str) -> Prompt:
+    path = file[0]
     if not path.exists():
         raise UserError(f"prompt '{name}' not found", file=path)
     return parse_prompt(path.read_text(encoding="utf-8"), name=name, path=path)
 
 
-def load_prompt(name: str, *, directory: str | Path | None = None) -> Prompt:
+def load_prompt(name: str, *, directory: str | Path | None = None, area: str = "prompts") -> Prompt:
     """Load a prompt file by name, e.g. ``load_prompt("documents/write")``.
+
+    The file is resolved through the user's overlay folders (:mod:`teachwhy.resources`), so an overlay's
+    ``prompts/documents/write.md`` replaces the package's.
 
     Args:
         name: path relative to the prompts folder, without ``.md``.
         directory: a folder of the user's own prompt files to look in first (same names).
+        area: the resource area the prompt belongs to (``prompts``, ``assessment_prompts``, ...).
     """
     if directory is not None:
         candidate = Path(directory) / f"{name}.md"
         if candidate.exists():
-            return _load(candidate.resolve(), name)
-    return _load(prompts_dir() / f"{name}.md", name)
+            return _load(stamp(candidate.resolve()), name)
+    return _load(stamp(resource_path(area, f"{name}.md")), name)
 
 
 def load_pool(name: str) -> list[Any]:
     """Load a YAML pool by name (its ``items`` list), e.g. ``load_pool("pool_story_settings")``."""
-    path = prompts_dir() / f"{name}.yaml"
+    path = resource_path("prompts", f"{name}.yaml")
     if not path.exists():
         raise UserError(f"pool '{name}' not found", file=path)
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise UserError(f"not valid YAML ({getattr(e, 'problem', e)})", file=path) from None
     items = data.get("items") if isinstance(data, dict) else None
     if not isinstance(items, list) or not items:
         raise UserError("must hold a non-empty list", file=path, key="items")
@@ -177,8 +185,8 @@ def load_pool(name: str) -> list[Any]:
 
 
 def pool_sha256(name: str) -> str:
-    """Content hash of a pool file, for provenance and cache keys."""
-    return content_hash((prompts_dir() / f"{name}.yaml").read_bytes())
+    """Content hash of a pool file (an overlay's where it replaces the package's), for provenance and keys."""
+    return content_hash(resource_path("prompts", f"{name}.yaml").read_bytes())
 
 
 __all__ = [
