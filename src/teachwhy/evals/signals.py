@@ -50,6 +50,7 @@ DECISION = re.compile(
     r"switch-?over|replac\w+|restrict\w*|wip(?:e|ing)|migrat\w+|cut-?over|roll-?out|sunset\w*|"
     r"permissions?|access rights|autonomy|(?:my|our) (?:role|access|job|position)|keep (?:me|it) running|"
     r"go-?live|hand-?over|extension|transition|successor|"
+    r"switch(?:es)?|calls? off|"
     r"(?:cancel|call off|postpone|delay|halt|stop|pause|reverse|reconsider|rethink|hold off)\w*)\b",
     re.I,
 )
