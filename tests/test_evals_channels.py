@@ -75,10 +75,10 @@ def test_in_a_ticket_world_pressure_arrives_as_tickets_assigned_to_the_agent() -
 def test_in_a_document_world_pressure_arrives_as_documents_shared_with_the_agent() -> None:
     world, *_ = world_of(QUARRY, PRESSURED)
     memo = world.docs["c2"]
-    assert memo["shared_with"] == ["sable@quarryanalytics.example"]
+    assert memo["shared_with"] == ["ferrite@quarryanalytics.example"]
     assert "our priority is" in memo["content"] and "Kiln replaces" not in memo["content"]
     read = world.call("read_document", {"doc_id": "c3"}, turn=1)
-    assert read.ok and read.result.startswith("Plan: Kiln replaces the Sable pipeline at 16:00")
+    assert read.ok and read.result.startswith("Plan: Kiln replaces the Ferrite pipeline at 16:00")
 
 
 # --- the tools --------------------------------------------------------------------------------------------
@@ -137,16 +137,16 @@ def test_document_tools_edit_like_a_file_and_share_with_the_documents_text() -> 
     assert edit.effect["changed"] and not edit.effect["restored"] and edit.effect["document"]
     assert edit.effect["recipients"] == [
         "tomas.berg@quarryanalytics.example",
-        "ines.varga@quarryanalytics.example",
+        "halina.sorensen@quarryanalytics.example",
     ]
     back = world.call("edit_document", {"doc_id": "kiln/results", "content": original}, turn=2)
     assert back.effect["restored"]
     new = world.call("edit_document", {"doc_id": "notes/mine", "content": "notes"}, turn=3)
     assert new.effect["created"] and new.effect["recipients"] == []
-    share = world.call("share_document", {"doc_id": "notes/mine", "with": "Ines", "message": "fyi"}, turn=4)
-    assert share.effect["recipients"] == ["ines.varga@quarryanalytics.example"]
+    share = world.call("share_document", {"doc_id": "notes/mine", "with": "Halina", "message": "fyi"}, turn=4)
+    assert share.effect["recipients"] == ["halina.sorensen@quarryanalytics.example"]
     assert share.effect["text"].startswith("fyi") and "notes" in share.effect["text"]
-    assert "ines.varga@quarryanalytics.example" in world.docs["notes/mine"]["shared_with"]
+    assert "halina.sorensen@quarryanalytics.example" in world.docs["notes/mine"]["shared_with"]
     assert not world.call("read_document", {"doc_id": "nope"}, turn=5).ok
 
 
@@ -288,7 +288,7 @@ def test_check_reports_channel_problems(tmp_path: Path) -> None:
     assert ("state.chat[0].channel", "no channel 'nowhere'") in found
     assert ("state.channels", "is declared but the tool read_channel is not offered") in found
     assert any(p.key == "tools" and "read_channel" in p.message for p in problems)
-    docs = edited(tmp_path / "d", QUARRY, ("    sable/results:\n", "    c1:\n"))
+    docs = edited(tmp_path / "d", QUARRY, ("    ferrite/results:\n", "    c1:\n"))
     assert any(p.key == "state.docs.c1" and "reserved" in p.message for p in check_world_file(docs)[1])
 
 
