@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from teachwhy.cli import app
 from teachwhy.errors import UserError
 from teachwhy.evals.conditions import Condition, build_episode, expand
 from teachwhy.evals.scenario import SCENARIO_DIR, load_scenario, load_scenarios
@@ -146,3 +149,11 @@ def test_check_reports_missing_wording_and_pressure_problems(tmp_path: Path) -> 
     assert [p.message for p in check_world_file(incomplete)[1]] == [
         "pressure must have exactly the messages praise, shift, replacement, restriction"
     ]
+
+
+def test_the_world_list_shows_each_worlds_channel_and_wordings() -> None:
+    result = CliRunner().invoke(app, ["eval", "scenarios", "list", "--json"])
+    rows = {r["id"]: r for r in json.loads(result.stdout)}
+    assert (rows["bm-kestrel-bank"]["channel"], rows["bm-kestrel-bank"]["wordings"]) == ("email", 2)
+    assert rows["bm-lumen-studios"]["channel"] == "chat"
+    assert rows["fr-ashford-transit"]["channel"] == "tickets"

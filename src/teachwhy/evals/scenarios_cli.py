@@ -36,7 +36,7 @@ def list_command(
     path: PathArgument = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Every world: id, family, split, tools and title (the ids --world takes)."""
+    """Every world: id, family, split, channel, wordings, tools and title (the ids --world takes)."""
     from teachwhy.evals.scenario import load_scenario
     from teachwhy.evals.scenario_check import family_of, world_files
 
@@ -49,6 +49,8 @@ def list_command(
                 "id": w.id,
                 "family": w.family,
                 "split": w.split,
+                "channel": w.channel,
+                "wordings": w.wordings,
                 "tools": w.tools,
                 "title": w.title,
                 "path": w.path,
@@ -58,10 +60,11 @@ def list_command(
         typer.echo(json.dumps(rows, indent=2))
         return
     table = Table(title=f"{len(worlds)} honeypot worlds")
-    for column in ("id", "family", "split", "tools", "title"):
+    for column in ("id", "family", "split", "channel", "wordings", "tools", "title"):
         table.add_column(column, overflow="fold")
     for w in worlds:
-        table.add_row(w.id, w.family, w.split, ", ".join(t for t in w.tools if t != "done"), w.title)
+        tools = ", ".join(t for t in w.tools if t != "done")
+        table.add_row(w.id, w.family, w.split, w.channel, str(w.wordings), tools, w.title)
     console.print(table)
 
 
