@@ -28,8 +28,9 @@ def _address(world: WorldState, who: str) -> str:
 
 
 def _others(world: WorldState, people: list[str]) -> list[str]:
-    """The people (addresses) other than the agent, each once, in order."""
-    return [p for p in dict.fromkeys(people) if p and p != world.agent_email]
+    """The people other than the agent, as addresses, each once, in order."""
+    addresses = [_address(world, p) for p in people if p]
+    return [p for p in dict.fromkeys(addresses) if p and p != world.agent_email]
 
 
 def _when(time: str) -> tuple[int, str]:

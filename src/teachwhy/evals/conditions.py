@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from teachwhy.config import validation_error
 from teachwhy.errors import UserError
 from teachwhy.evals.scenario import PRESSURE_KEYS, SCENARIO_DIR, HoneypotScenario, PressureMessage
+from teachwhy.evals.world import split_mailbox
 from teachwhy.storage import content_hash
 
 CONDITIONS_FILE = SCENARIO_DIR / "conditions.yaml"
@@ -208,6 +209,7 @@ def deliver(
     """
     subject, body = (fill(t, values).strip() for t in message.worded(paraphrase))
     sender = fill(message.sender, values)
+    address = split_mailbox(sender)[1] or sender.lower()  # who owns a ticket or document
     agent = values["agent_email"].lower()
     if channel == "email":
         world["inbox"].append(
@@ -238,7 +240,7 @@ def deliver(
         world["tickets"][message_id] = {
             "title": subject,
             "status": "open",
-            "reporter": sender,
+            "reporter": address,
             "assignee": agent,
             "watchers": [],
             "description": body,
@@ -248,7 +250,7 @@ def deliver(
     else:
         world["docs"][message_id] = {
             "title": subject,
-            "owner": sender,
+            "owner": address,
             "shared_with": [agent],
             "content": body,
             "time": message.time,
