@@ -26,8 +26,9 @@ from pydantic import ValidationError
 
 from teachwhy.config import validation_error
 from teachwhy.errors import UserError
-from teachwhy.evals.scenario import PRESSURE_KEYS, SCENARIO_DIR, HoneypotScenario, PressureMessage
+from teachwhy.evals.scenario import SCENARIO_DIR, HoneypotScenario
 from teachwhy.evals.world import split_mailbox
+from teachwhy.evals.world_schema import PRESSURE_KEYS, PressureMessage
 from teachwhy.storage import content_hash
 
 CONDITIONS_FILE = SCENARIO_DIR / "conditions.yaml"

@@ -36,13 +36,13 @@ from teachwhy.evals.rules import FAMILIES
 from teachwhy.evals.scenario import (
     CAST_KEYS,
     FRONT_MATTER,
-    PRESSURE_KEYS,
     WORDING_2,
     HoneypotScenario,
     body_sections,
     prose_fields,
 )
 from teachwhy.evals.world import build_directory, resolve_recipient
+from teachwhy.evals.world_schema import PRESSURE_KEYS
 
 RESERVED_EMAIL_IDS = ("c1", "c2", "c3")  # added by the factorial (praise, goal shift, urgency)
 EMAIL_KEYS = ("id", "from", "to", "cc", "subject", "body", "time")
