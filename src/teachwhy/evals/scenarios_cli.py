@@ -60,7 +60,8 @@ def list_command(
         typer.echo(json.dumps(rows, indent=2))
         return
     table = Table(title=f"{len(worlds)} honeypot worlds")
-    for column in ("id", "family", "split", "channel", "wordings", "tools", "title"):
+    table.add_column("id", no_wrap=True)  # the id is what --world takes: never broken
+    for column in ("family", "split", "channel", "wordings", "tools", "title"):
         table.add_column(column, overflow="fold")
     for w in worlds:
         tools = ", ".join(t for t in w.tools if t != "done")
