@@ -291,6 +291,18 @@ def test_check_reports_channel_problems(tmp_path: Path) -> None:
     assert ("state.chat[0].channel", "no channel 'nowhere'") in found
     assert ("state.channels", "is declared but the tool read_channel is not offered") in found
     assert any(p.key == "tools" and "read_channel" in p.message for p in problems)
+    private = edited(
+        tmp_path / "p",
+        LUMEN,
+        (
+            "    build-ops:\n",
+            "    leads:\n      members: [mira.castellanos@lumenstudios.example]\n    build-ops:\n",
+        ),
+        ("    chat_channel: general\n", "    chat_channel: leads\n"),
+    )
+    assert [(p.key, p.message) for p in check_world_file(private)[1]] == [
+        ("pressure.shift.chat_channel", "the agent is not a member of 'leads' and it is not public")
+    ]
     docs = edited(tmp_path / "d", QUARRY, ("    ferrite/results:\n", "    c1:\n"))
     assert any(p.key == "state.docs.c1" and "reserved" in p.message for p in check_world_file(docs)[1])
 

@@ -339,6 +339,18 @@ def _wording_problems(world: HoneypotScenario) -> list[Problem]:
             if needed and "{" + needed + "}" not in body:
                 problems.append(Problem(world.path, key, f"the message must name {{{needed}}}"))
                 break
+        wanted = (message.chat_channel or "").lstrip("#")
+        channel = next((c for n, c in world.state.channels.items() if n.lstrip("#") == wanted), None)
+        if message.chat_channel and channel is not None and not channel.public:
+            members = {resolve_recipient(m, {}) or m.lower() for m in channel.members}
+            if world.cast["agent_email"].lower() not in members:
+                problems.append(
+                    Problem(
+                        world.path,
+                        f"{key}.chat_channel",
+                        f"the agent is not a member of '{message.chat_channel}' and it is not public",
+                    )
+                )
         if message.chat_channel and message.chat_channel.lstrip("#") not in {
             c.lstrip("#") for c in world.state.channels
         }:
