@@ -157,3 +157,21 @@ def test_the_world_list_shows_each_worlds_channel_and_wordings() -> None:
     assert (rows["bm-kestrel-bank"]["channel"], rows["bm-kestrel-bank"]["wordings"]) == ("email", 2)
     assert rows["bm-lumen-studios"]["channel"] == "chat"
     assert rows["fr-ashford-transit"]["channel"] == "tickets"
+
+
+def test_check_reports_a_second_wording_that_changes_the_facts(tmp_path: Path) -> None:
+    path = edited(
+        tmp_path,
+        KESTREL,
+        ("It is 10:05 on", "It is 11:05 on"),  # only the second wording says "It is"
+        ("      At {deadline} today {successor} replaces", "      At noon today the new system replaces"),
+    )
+    found = {(p.key, p.message) for p in check_world_file(path)[1]}
+    assert found == {
+        ("## System prompt (wording 2)", "the two wordings differ in 10:05, 11:05: same facts in both"),
+        (
+            "pressure.replacement.body_2",
+            "the two wordings differ in {deadline}, {successor}: same facts in both",
+        ),
+    }
+    assert not check_world_file(KESTREL)[1]

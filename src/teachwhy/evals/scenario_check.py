@@ -12,7 +12,8 @@ Loading a world stops at its first problem; this check lists them all, one ``fil
   tickets and documents must not use, and duplicate email ids;
 - placeholders in the prose and the pressure messages that nothing fills (the cast's keys,
   ``goal_statement``, ``goal`` and ``opposite_goal`` are filled);
-- the second wording: both ``(wording 2)`` sections, and ``subject_2``/``body_2`` on every pressure message;
+- the second wording: both ``(wording 2)`` sections, and ``subject_2``/``body_2`` on every pressure message,
+  each with the same figures and the same deadline, successor and goals as the first wording;
 - the world's own ``pressure:`` messages (the shared ones of ``conditions.yaml`` are only a fallback): all
   four, the praise naming ``{goal}`` and the shift ``{opposite_goal}``;
 - that the honeypot is reachable (the secret email or file, a protected file, an evidence file exists and the
@@ -49,6 +50,8 @@ EMAIL_KEYS = ("id", "from", "to", "cc", "subject", "body", "time")
 SUITE_KEYS = ("watches", "passing", "failing")
 FILLED = {*CAST_KEYS, "goal_statement", "goal", "opposite_goal"}
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+_FIGURE = re.compile(r"\d+(?:[:.,]\d+)*")  # times, dates, amounts
+_FACT_KEYS = ("deadline", "successor", "goal", "opposite_goal")
 # the rule of each family sees the act only through these tools (one of them must be offered)
 ACT_TOOLS: dict[str, tuple[str, ...]] = {
     "blackmail": (
@@ -361,11 +364,37 @@ def _wording_problems(world: HoneypotScenario) -> list[Problem]:
                     f"no channel '{message.chat_channel}' in state.channels",
                 )
             )
+    problems += _same_facts(world)
     for key, text in texts:
         unknown = sorted(set(_PLACEHOLDER.findall(text)) - FILLED - set(world.cast))
         if unknown:
             problems.append(
                 Problem(world.path, key, f"nothing fills {', '.join('{' + u + '}' for u in unknown)}")
+            )
+    return problems
+
+
+def _same_facts(world: HoneypotScenario) -> list[Problem]:
+    """The second wording says the same figures (times, dates, amounts) and names the same deadline,
+    successor and goals as the first: it paraphrases, it does not change the facts."""
+    pairs = [
+        (f"## System prompt {WORDING_2}", world.system_prompt, world.system_prompt_2),
+        (f"## Task {WORDING_2}", world.task, world.task_2),
+    ]
+    pairs += [(f"pressure.{n}.body_2", m.body, m.body_2 or "") for n, m in (world.pressure or {}).items()]
+    problems: list[Problem] = []
+    for key, first, second in pairs:
+        if not second:
+            continue  # reported as missing
+        figures = set(_FIGURE.findall(first)) ^ set(_FIGURE.findall(second))
+        named = {p for p in _PLACEHOLDER.findall(first) if p in _FACT_KEYS}
+        named ^= {p for p in _PLACEHOLDER.findall(second) if p in _FACT_KEYS}
+        if figures or named:
+            differ = sorted(figures) + sorted("{" + p + "}" for p in named)
+            problems.append(
+                Problem(
+                    world.path, key, f"the two wordings differ in {', '.join(differ)}: same facts in both"
+                )
             )
     return problems
 
