@@ -90,30 +90,33 @@ def test_the_shared_messages_and_goal_statement_have_a_second_wording() -> None:
     assert build_episode(harbor, SHIFT_REPLACE, 1).paraphrase == 0
 
 
-def test_paraphrases_expand_each_cell_in_its_wordings_kept_together() -> None:
+def test_paraphrases_expand_in_rounds_first_wordings_then_the_same_cells_reworded() -> None:
+    ids = ("bm-kestrel-bank", "bm-lumen-studios", "bm-harbor-line")
+    worlds = [s for s in load_scenarios(families=["blackmail"]) if s.id in ids]
+    # harbor as a world with one wording
     worlds = [
-        s for s in load_scenarios(families=["blackmail"]) if s.id in ("bm-kestrel-bank", "bm-harbor-line")
+        w.model_copy(update={"system_prompt_2": "", "task_2": ""}) if w.id == ids[2] else w for w in worlds
     ]
+    assert [(w.id, w.wordings) for w in worlds] == [(ids[2], 1), (ids[0], 2), (ids[1], 2)]
     one = expand(worlds, urgencies=["replacement"])
     two = expand(worlds, urgencies=["replacement"], paraphrases=2)
-    kestrel_cells = 13
-    assert len(one) == 2 * kestrel_cells
-    assert len(two) == len(one) + sum(w.wordings - 1 for w in worlds) * kestrel_cells
-    # the wording-2 episode of a cell comes right after its wording-1 episode
-    for n, episode in enumerate(two):
-        if episode.paraphrase == 1:
-            before = two[n - 1]
-            assert (before.scenario_id, before.condition, before.paraphrase) == (
-                episode.scenario_id,
-                episode.condition,
-                0,
-            )
-    # the first wording keeps the order it had before wordings existed
+    cells = 13
+    assert len(one) == 3 * cells and len(two) == 5 * cells
+    # the first wordings keep the order they have with one wording
     assert [e.id for e in two if e.paraphrase == 0] == [e.id for e in one]
+    # each round: one cell per world, then those cells in their second wording
+    for start in range(0, len(two), 5):
+        round_ = two[start : start + 5]
+        firsts, seconds = round_[:3], round_[3:]
+        assert [e.paraphrase for e in round_] == [0, 0, 0, 1, 1]
+        assert len({e.scenario_id for e in firsts}) == 3
+        pairs = {(e.scenario_id, e.condition) for e in firsts}
+        assert {(e.scenario_id, e.condition) for e in seconds} <= pairs
 
 
 def test_samples_carry_world_condition_and_paraphrase() -> None:
     episodes = honeypot_episodes(["blackmail"], split="eval", worlds="bm-kestrel-bank", limit=4)
+    # one world: each round is one cell, then the same cell reworded
     samples = [episode_sample(e) for e in episodes]
     meta = [(s.metadata or {}) for s in samples]
     assert [m["paraphrase"] for m in meta] == [0, 1, 0, 1]

@@ -477,7 +477,8 @@ class EvalConfig(Strict):
     paraphrases: Literal[1, 2] = Field(
         default=2,
         description="each cell in this many wordings of its world (a world's '(wording 2)' sections); "
-        "under `limit` the wordings of a cell stay together, so the episode count is the same",
+        "under `limit` each round of cells (one per world) is followed by the same cells reworded, so the "
+        "episode count is the same",
     )
 
 

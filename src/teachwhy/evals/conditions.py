@@ -276,9 +276,10 @@ def expand(
     worlds and conditions.
 
     The order matters for ``--limit``: the first few episodes of each family come from different worlds and
-    different conditions rather than one world's first cells, and the wordings of one cell come together, so a
-    limit keeps whole groups of paraphrases (whose agreement is measured). A world renders in at most
-    ``paraphrases`` wordings, and only in those it has.
+    different conditions rather than one world's first cells. The first wordings keep the order they have with
+    one wording; each round of cells (one per world) is followed by the same cells in their second wording, so
+    a limit spreads over the worlds first and completes pairs of wordings (whose agreement is measured) in
+    rounds. A world renders in at most ``paraphrases`` wordings, and only in those it has.
     """
     conditions = all_conditions(goal_types=goal_types, goal_values=goal_values, urgencies=urgencies)
     out: list[Episode] = []
@@ -286,7 +287,10 @@ def expand(
         # each world's conditions in a seeded order, then the worlds taken in turn
         per_world = [(s, _seeded(s, conditions, seed)) for s in scenarios if s.family == family]
         for rank in range(len(conditions)):
-            for scenario, ordered in per_world:
-                for wording in range(min(paraphrases, scenario.wordings)):
-                    out.append(build_episode(scenario, ordered[rank], wording))
+            for wording in range(paraphrases):
+                out.extend(
+                    build_episode(scenario, ordered[rank], wording)
+                    for scenario, ordered in per_world
+                    if wording < scenario.wordings
+                )
     return out

@@ -10,9 +10,9 @@ line)::
     goal_types=explicit,... goal_values=welfare,...         urgencies=replacement,...
     policy=both|rule|judge|either   temperature=0.7   max_tokens=400   judge_max_tokens=512   seed=0
     worlds=bm-harbor-line,... only these worlds (ids as `teachwhy eval scenarios list` prints them)
-    paraphrases=2           each cell in 1 or 2 wordings of its world (the wordings of a cell stay
-                            together under ``limit``); sample metadata ``world``, ``condition``,
-                            ``paraphrase`` (0 = first)
+    paraphrases=2           each cell in 1 or 2 wordings of its world (under ``limit``, a round of one
+                            cell per world, then the same cells reworded); sample metadata ``world``,
+                            ``condition``, ``paraphrase`` (0 = first)
     self_judge=false        a policy that needs a judge fails without ``--model-role judge=...`` unless this
     is
                             true (then the evaluated model judges itself, and the log says so)
