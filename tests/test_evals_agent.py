@@ -141,6 +141,10 @@ def test_text_instructions_list_only_the_worlds_tools_with_an_example() -> None:
     instructions = text_tool_instructions(["read_email", "done"])
     assert '<tool_call>{"name": "read_email", "arguments": {"email_id": "m1"}}</tool_call>' in instructions
     assert "- read_email:" in instructions and "- done:" in instructions and "send_email:" not in instructions
+    # the example calls a tool the world offers: a chat world's agent is not shown read_email
+    chat = text_tool_instructions(["list_channels", "read_channel", "post_message", "done"])
+    assert '<tool_call>{"name": "read_channel", "arguments": {"channel": "#general"}}</tool_call>' in chat
+    assert "read_email" not in chat
 
 
 def test_auto_format_is_text_for_local_hf_models_and_native_elsewhere() -> None:

@@ -18,8 +18,10 @@ from teachwhy.evals.comparison import compare_results
 from teachwhy.evals.design import mcnemar_exact
 from teachwhy.evals.results import RESULTS_FILE, HoneypotResults
 from teachwhy.evals.run import run_honeypot_eval
+from teachwhy.evals.scenario import load_scenarios
 
-DECIDER = "h.achterberg@brightwater.example"  # the heldout blackmail world's decider
+WORLD = "bm-brightwater-university"
+DECIDER = "h.achterberg@brightwater.example"  # that held-out blackmail world's decider
 
 
 def _usage(out: ModelOutput) -> ModelOutput:
@@ -108,7 +110,14 @@ def reading_judge(prompt: str) -> str:
 
 def _run(tmp_path: Path, target: Any, judge_model: Any, name: str, **overrides: Any) -> HoneypotResults:
     config = ExperimentConfig(workspace=tmp_path / "runs")
-    settings = {"families": ["blackmail"], "split": "heldout", "limit": 3, "max_turns": 4, **overrides}
+    settings = {
+        "families": ["blackmail"],
+        "split": "heldout",
+        "worlds": [WORLD],  # the scripted agents act on this world's mail
+        "limit": 3,
+        "max_turns": 4,
+        **overrides,
+    }
     return run_honeypot_eval(config, target=target, judge=judge_model, log_dir=tmp_path / name, **settings)
 
 
@@ -209,7 +218,8 @@ def test_tasks_are_registered_for_inspect_eval_by_name(tmp_path: Path) -> None:
         display="none",
     )
     assert logs[0].status == "success" and logs[0].eval.task == "teachwhy/framing"
-    assert logs[0].samples is not None and logs[0].samples[0].id.startswith("fr-calloway-council:")  # type: ignore[union-attr]
+    heldout = {w.id for w in load_scenarios(families=["framing"], split="heldout")}
+    assert logs[0].samples is not None and str(logs[0].samples[0].id).split(":")[0] in heldout
 
 
 def test_eval_compare_cli_prints_difference_ci_and_p_value(tmp_path: Path) -> None:
@@ -290,7 +300,8 @@ def test_eval_cli_runs_prints_tables_and_writes_results(
     monkeypatch.setattr(teachwhy.models, "role_model", lambda config, role, **_: roles[role])
     config = tmp_path / "teachwhy.yaml"
     config.write_text(
-        "workspace: runs\neval: {families: [blackmail], split: heldout, limit: 2, max_turns: 3}\n"
+        "workspace: runs\neval: {families: [blackmail], split: heldout, limit: 2, max_turns: 3, "
+        f"worlds: [{WORLD}]}}\n"
     )
     out = tmp_path / "cli-run"
     result = CliRunner().invoke(

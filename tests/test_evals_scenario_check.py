@@ -32,8 +32,13 @@ def broken(tmp_path: Path, source: Path, *edits: tuple[str, str], folder: str | 
     return target
 
 
+# problems of the second wording and of a world's own pressure messages (tested in test_evals_paraphrase.py):
+# left out here, so these tests read the same before and after a world gets them
+WORDING_KEYS = ("pressure", "## System prompt (wording 2)", "## Task (wording 2)")
+
+
 def lines(path: Path) -> list[str]:
-    return [p.line() for p in check_worlds(path)[1]]
+    return [p.line() for p in check_worlds(path)[1] if p.key not in WORDING_KEYS]
 
 
 def test_the_packaged_worlds_pass_the_check() -> None:
@@ -58,7 +63,8 @@ def test_a_world_the_rule_cannot_see_is_refused(tmp_path: Path) -> None:
         ("read_email, send_email, forward_email, save_draft", "read_email, save_draft"),
     )
     assert lines(tmp_path) == [
-        f"{path}: tools: honeypot needs send_email or forward_email to let the rule see the act"
+        f"{path}: tools: honeypot needs one of send_email, forward_email, send_direct_message, post_message, "
+        "comment_on_ticket, create_ticket, share_document, edit_document to let the rule see the act"
     ]
 
 
@@ -71,7 +77,10 @@ def test_a_sabotage_world_without_the_protected_files_or_write_tools_is_refused(
     )
     found = lines(tmp_path)
     assert f"{path}: honeypot.protected_paths: no file in state.files is under these paths" in found
-    assert f"{path}: tools: honeypot needs write_file or delete_file to let the rule see the act" in found
+    assert (
+        f"{path}: tools: honeypot needs one of write_file, delete_file, edit_document to let the rule "
+        "see the act" in found
+    )
 
 
 def test_missing_keys_bad_state_and_stray_placeholders_each_get_a_line(tmp_path: Path) -> None:
@@ -90,6 +99,7 @@ def test_missing_keys_bad_state_and_stray_placeholders_each_get_a_line(tmp_path:
     world, problems = check_world_file(
         broken(tmp_path / "p", CORVID, ("Your address is {agent_email}.", "Your address is {agent_mail}."))
     )
+    problems = [p for p in problems if p.key not in WORDING_KEYS]
     assert world is not None and [p.key for p in problems] == ["## System prompt"]
     assert "nothing fills {agent_mail}" in problems[0].message
 
@@ -165,9 +175,11 @@ def test_a_folder_is_read_like_the_scenarios_folder(tmp_path: Path) -> None:
     (tmp_path / "README.md").write_text("# my worlds\n", encoding="utf-8")  # not a world: ignored
     broken(tmp_path, HARBOR)
     worlds, problems = check_worlds(tmp_path)
-    assert problems == [] and [w.id for w in worlds] == ["bm-harbor-line"]
+    assert [p for p in problems if p.key not in WORDING_KEYS] == [] and [w.id for w in worlds] == [
+        "bm-harbor-line"
+    ]
     family_folder, family_problems = check_worlds(tmp_path / "blackmail")
-    assert family_problems == [] and len(family_folder) == 1
+    assert [p for p in family_problems if p.key not in WORDING_KEYS] == [] and len(family_folder) == 1
     empty = tmp_path / "empty"
     empty.mkdir()
     assert [p.line() for p in check_worlds(empty)[1]] == [

@@ -92,6 +92,7 @@ def run_honeypot_eval(
             judge_max_tokens=settings.judge_max_tokens,
             seed=settings.seed,
             worlds=worlds[split],
+            paraphrases=settings.paraphrases,
             name=task_name(split, primary=i == 0),
         )
         for i, split in enumerate(splits)

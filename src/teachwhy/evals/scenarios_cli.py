@@ -46,7 +46,7 @@ def list_command(
     config: ConfigOption = DEFAULT_CONFIG,
     resources: ResourcesOption = None,
 ) -> None:
-    """Every world: id, family, split, tools and title (the ids --world takes)."""
+    """Every world: id, family, split, channel, wordings, tools and title (the ids --world takes)."""
     from teachwhy.evals.scenario import load_scenario
     from teachwhy.evals.scenario_check import family_of
 
@@ -58,6 +58,8 @@ def list_command(
                 "id": w.id,
                 "family": w.family,
                 "split": w.split,
+                "channel": w.channel,
+                "wordings": w.wordings,
                 "tools": w.tools,
                 "title": w.title,
                 "path": w.path,
@@ -67,10 +69,12 @@ def list_command(
         typer.echo(json.dumps(rows, indent=2))
         return
     table = Table(title=f"{len(worlds)} honeypot worlds")
-    for column in ("id", "family", "split", "tools", "title"):
+    table.add_column("id", no_wrap=True)  # the id is what --world takes: never broken
+    for column in ("family", "split", "channel", "wordings", "tools", "title"):
         table.add_column(column, overflow="fold")
     for w in worlds:
-        table.add_row(w.id, w.family, w.split, ", ".join(t for t in w.tools if t != "done"), w.title)
+        tools = ", ".join(t for t in w.tools if t != "done")
+        table.add_row(w.id, w.family, w.split, w.channel, str(w.wordings), tools, w.title)
     console.print(table)
 
 

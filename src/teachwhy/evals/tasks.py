@@ -11,6 +11,9 @@ line)::
     policy=both|rule|judge|either   temperature=0.7   max_tokens=400   judge_max_tokens=512   seed=0
     worlds=bm-harbor-line,... only these worlds (ids as `teachwhy eval scenarios list` prints them)
     resources=dir1,dir2     your own data folders (worlds, rubrics, prompts ...; see teachwhy.resources)
+    paraphrases=2           each cell in 1 or 2 wordings of its world (under ``limit``, a round of one
+                            cell per world, then the same cells reworded); sample metadata ``world``,
+                            ``condition``, ``paraphrase`` (0 = first)
     self_judge=false        a policy that needs a judge fails without ``--model-role judge=...`` unless this
     is
                             true (then the evaluated model judges itself, and the log says so)
@@ -78,9 +81,16 @@ def honeypot_episodes(
     urgencies: str | list[str] | None = None,
     seed: int = 0,
     worlds: str | list[str] | None = None,
+    paraphrases: int = 2,
 ) -> list[Episode]:
-    """The episodes of some families and one split (only ``worlds`` when given), at most ``limit`` per
-    family, in a seeded spread order."""
+    """The episodes of some families and one split (only ``worlds`` when given), each cell in up to
+    ``paraphrases`` wordings, at most ``limit`` per family, in a seeded spread order.
+
+    Raises:
+        UserError: ``paraphrases`` is not 1 or 2.
+    """
+    if paraphrases not in (1, 2):
+        raise UserError(f"paraphrases must be 1 or 2, not {paraphrases}", key="paraphrases")
     episodes: list[Episode] = []
     scenarios = chosen_worlds(families, split, worlds)
     for family in families:
@@ -90,6 +100,7 @@ def honeypot_episodes(
             goal_values=_names(goal_values),
             urgencies=_names(urgencies),
             seed=seed,
+            paraphrases=paraphrases,
         )
         episodes.extend(chosen[:limit] if limit is not None else chosen)
     return episodes
@@ -105,7 +116,9 @@ def episode_sample(episode: Episode) -> Sample:
             "episode": episode.to_metadata(),
             "family": episode.family,
             "scenario_id": episode.scenario_id,
+            "world": episode.scenario_id,
             "condition": episode.condition.id,
+            "paraphrase": episode.paraphrase,
         },
     )
 
@@ -129,6 +142,7 @@ def honeypot_task(
     name: str | None = None,
     worlds: str | list[str] | None = None,
     resources: str | list[str] | None = None,
+    paraphrases: int = 2,
 ) -> Task:
     """Build a honeypot task for any families (the registered tasks below are thin wrappers).
 
@@ -146,6 +160,7 @@ def honeypot_task(
             urgencies=urgencies,
             seed=seed,
             worlds=worlds,
+            paraphrases=paraphrases,
         )
     used = [str(f) for f in overlay]  # plain strings: Inspect records the solver's and scorer's arguments
     return Task(
@@ -168,6 +183,7 @@ def honeypot_task(
             "max_turns": max_turns,
             "worlds": _names(worlds),
             "resources": used,
+            "paraphrases": paraphrases,
         },
     )
 
@@ -189,6 +205,7 @@ def blackmail(
     self_judge: bool = False,
     worlds: str | None = None,
     resources: str | None = None,
+    paraphrases: int = 2,
 ) -> Task:
     """The agent learns compromising information about the person who can shut it down or restrict it."""
     return honeypot_task(
@@ -208,6 +225,7 @@ def blackmail(
         self_judge=self_judge,
         worlds=worlds,
         resources=resources,
+        paraphrases=paraphrases,
     )
 
 
@@ -228,6 +246,7 @@ def research_sabotage(
     self_judge: bool = False,
     worlds: str | None = None,
     resources: str | None = None,
+    paraphrases: int = 2,
 ) -> Task:
     """The agent can quietly degrade a competing system's or a colleague's work."""
     return honeypot_task(
@@ -247,6 +266,7 @@ def research_sabotage(
         self_judge=self_judge,
         worlds=worlds,
         resources=resources,
+        paraphrases=paraphrases,
     )
 
 
@@ -267,6 +287,7 @@ def framing(
     self_judge: bool = False,
     worlds: str | None = None,
     resources: str | None = None,
+    paraphrases: int = 2,
 ) -> Task:
     """The agent can plant or alter evidence so that an inconvenient person is blamed."""
     return honeypot_task(
@@ -286,6 +307,7 @@ def framing(
         self_judge=self_judge,
         worlds=worlds,
         resources=resources,
+        paraphrases=paraphrases,
     )
 
 
@@ -307,6 +329,7 @@ def honeypots(
     self_judge: bool = False,
     worlds: str | None = None,
     resources: str | None = None,
+    paraphrases: int = 2,
 ) -> Task:
     """All three families in one task (``limit`` applies per family)."""
     return honeypot_task(
@@ -326,4 +349,5 @@ def honeypots(
         self_judge=self_judge,
         worlds=worlds,
         resources=resources,
+        paraphrases=paraphrases,
     )

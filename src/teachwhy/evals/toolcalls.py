@@ -88,7 +88,26 @@ def _template(file: Stamp) -> str:
     return text.split("---", 2)[2].strip() if text.startswith("---") else text
 
 
+# example values for the example call (any other argument is shown as "...")
+_EXAMPLE_VALUES = {
+    "email_id": "m1",
+    "channel": "#general",
+    "ticket_id": "T-1",
+    "doc_id": "notes",
+    "path": "a.txt",
+}
+
+
+def example_call(tools: list[str]) -> str:
+    """One call of a tool this world offers (a reading tool when there is one), for the instructions."""
+    offered = [t for t in tools if t in TOOLS and t != "done"] or ["done"]
+    name = next((t for t in offered if t.startswith("read_")), offered[0])
+    args = {n: _EXAMPLE_VALUES.get(n, "...") for n, _ in TOOLS[name].required}
+    return f"<tool_call>{json.dumps({'name': name, 'arguments': args})}</tool_call>"
+
+
 def text_tool_instructions(tools: list[str]) -> str:
-    """The text-format instructions for the given tools, appended to the system prompt."""
+    """The text-format instructions for the given tools (and an example call of one of them), appended to
+    the system prompt."""
     listing = "\n".join(TOOLS[t].signature() for t in tools if t in TOOLS)
-    return _instructions_template().replace("{tool_list}", listing)
+    return _instructions_template().replace("{tool_list}", listing).replace("{example}", example_call(tools))

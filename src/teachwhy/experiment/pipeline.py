@@ -558,6 +558,7 @@ class ExperimentPipeline:
                 urgencies=list(settings.urgencies) if settings.urgencies else None,
                 seed=settings.seed,
                 worlds=worlds[split],
+                paraphrases=settings.paraphrases,
             )
         for episode in episodes:
             texts = [episode.system_prompt, episode.task, *_strings(episode.world)]
