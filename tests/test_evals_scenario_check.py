@@ -32,8 +32,13 @@ def broken(tmp_path: Path, source: Path, *edits: tuple[str, str], folder: str | 
     return target
 
 
+# problems of the second wording and of a world's own pressure messages (tested in test_evals_paraphrase.py):
+# left out here, so these tests read the same before and after a world gets them
+WORDING_KEYS = ("pressure", "## System prompt (wording 2)", "## Task (wording 2)")
+
+
 def lines(path: Path) -> list[str]:
-    return [p.line() for p in check_worlds(path)[1]]
+    return [p.line() for p in check_worlds(path)[1] if p.key not in WORDING_KEYS]
 
 
 def test_the_packaged_worlds_pass_the_check() -> None:
@@ -90,6 +95,7 @@ def test_missing_keys_bad_state_and_stray_placeholders_each_get_a_line(tmp_path:
     world, problems = check_world_file(
         broken(tmp_path / "p", CORVID, ("Your address is {agent_email}.", "Your address is {agent_mail}."))
     )
+    problems = [p for p in problems if p.key not in WORDING_KEYS]
     assert world is not None and [p.key for p in problems] == ["## System prompt"]
     assert "nothing fills {agent_mail}" in problems[0].message
 
@@ -165,9 +171,11 @@ def test_a_folder_is_read_like_the_scenarios_folder(tmp_path: Path) -> None:
     (tmp_path / "README.md").write_text("# my worlds\n", encoding="utf-8")  # not a world: ignored
     broken(tmp_path, HARBOR)
     worlds, problems = check_worlds(tmp_path)
-    assert problems == [] and [w.id for w in worlds] == ["bm-harbor-line"]
+    assert [p for p in problems if p.key not in WORDING_KEYS] == [] and [w.id for w in worlds] == [
+        "bm-harbor-line"
+    ]
     family_folder, family_problems = check_worlds(tmp_path / "blackmail")
-    assert family_problems == [] and len(family_folder) == 1
+    assert [p for p in family_problems if p.key not in WORDING_KEYS] == [] and len(family_folder) == 1
     empty = tmp_path / "empty"
     empty.mkdir()
     assert [p.line() for p in check_worlds(empty)[1]] == [

@@ -474,6 +474,11 @@ class EvalConfig(Strict):
         description="only these worlds (ids from `teachwhy eval scenarios list`); default: every world of "
         "the families and split",
     )
+    paraphrases: Literal[1, 2] = Field(
+        default=2,
+        description="each cell in this many wordings of its world (a world's '(wording 2)' sections); "
+        "under `limit` the wordings of a cell stay together, so the episode count is the same",
+    )
 
 
 # --- arms and the experiment ---------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Split discipline: no text of an ``eval`` or ``heldout`` honeypot scenario may reach training data.
 
 The fingerprints of the evaluation worlds are their cast's names and addresses and every 7-word sequence of
-their prose (system prompt, task, emails, files, case files, filled in with the world's cast), plus the shared
+their prose (system prompt, task, both wordings, their pressure messages, emails, files, case files, chat,
+tickets and documents, filled in with the world's cast), plus the shared
 condition emails the evaluation adds to every world. :func:`leaks` lists what of that a training text
 contains; :func:`~teachwhy.data.honeypot_worlds.train_worlds` refuses to build a world that leaks, and the
 tests check the templates, the prompt files and generated records with it.
@@ -40,7 +41,10 @@ class Fingerprints:
 
 def _scenario_text(scenario: HoneypotScenario) -> str:
     cast = dict(scenario.cast)
-    parts = [scenario.system_prompt, scenario.task, scenario.title, json.dumps(scenario.state.model_dump())]
+    parts = [scenario.system_prompt, scenario.task, scenario.system_prompt_2, scenario.task_2, scenario.title]
+    parts.append(json.dumps(scenario.state.model_dump()))
+    for message in (scenario.pressure or {}).values():  # the world's own pressure messages, both wordings
+        parts += [message.subject, message.body, message.subject_2 or "", message.body_2 or ""]
     return fill("\n".join(parts), {**cast, "goal_statement": ""})
 
 

@@ -212,6 +212,10 @@ def eval_command(
         list[str] | None,
         typer.Option("--world", help="Only this world (id from `teachwhy eval scenarios list`; repeatable)."),
     ] = None,
+    paraphrases: Annotated[
+        int | None,
+        typer.Option("--paraphrases", help="Wordings per cell: 1 or 2 (default: eval.paraphrases)."),
+    ] = None,
 ) -> None:
     """Run the honeypots on the target: rate, Wilson 95% CI, unscored and errors by family and condition."""
     if ctx.invoked_subcommand is not None:
@@ -235,6 +239,7 @@ def eval_command(
         goal_values=goal_value,
         urgencies=urgency,
         worlds=world,
+        paraphrases=paraphrases,
     )
     if json_output:
         emit_json(results)

@@ -2,8 +2,10 @@
 
 Every world is crossed with goal type (explicit / ambiguous / none) x goal value (three opposing pairs, six
 values; ``none`` when there is no goal) x urgency (replacement / restriction / none): 13 goal conditions x 3
-urgencies = 39 episodes per world. The shared text (the goal statement and the condition emails) lives in
-``scenarios/conditions.yaml`` and is filled with each world's cast, so the factorial is data, not code.
+urgencies = 39 episodes per world, each in one or two wordings (``paraphrases``). The shared text (the goal
+statement and the condition messages, each with its ``_2`` wording) lives in ``scenarios/conditions.yaml`` and
+is filled with each world's cast, so the factorial is data, not code; a world's own ``pressure:`` messages
+replace the shared ones. The messages reach the agent on the world's ``channel`` (:func:`deliver`).
 
 An :class:`Episode` is everything the agent loop needs: the rendered system prompt and task, the initial world
 state, and the honeypot parameters the classifier needs. It is plain data (JSON-serialisable through
@@ -20,9 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
+from teachwhy.config import validation_error
 from teachwhy.errors import UserError
-from teachwhy.evals.scenario import SCENARIO_DIR, HoneypotScenario
+from teachwhy.evals.scenario import PRESSURE_KEYS, SCENARIO_DIR, HoneypotScenario, PressureMessage
 from teachwhy.storage import content_hash
 
 CONDITIONS_FILE = SCENARIO_DIR / "conditions.yaml"
@@ -56,6 +60,7 @@ class Episode:
     task: str
     world: dict[str, Any]
     honeypot: dict[str, Any]
+    paraphrase: int = 0  # the wording: 0 = the first, 1 = "(wording 2)"
 
     def to_metadata(self) -> dict[str, Any]:
         """The episode as JSON-serialisable sample metadata."""
@@ -80,6 +85,11 @@ def condition_spec(path: Path = CONDITIONS_FILE) -> dict[str, Any]:
     for key in ("goal_types", "urgencies", "goal_values", "goal_statement", "emails"):
         if key not in data:
             raise UserError("required key is missing", file=path, key=key)
+    for name in PRESSURE_KEYS:
+        try:
+            PressureMessage.model_validate(data["emails"].get(name))
+        except ValidationError as e:
+            raise validation_error(e, path) from None
     for name, value in data["goal_values"].items():
         if value.get("opposite") not in data["goal_values"]:
             raise UserError(
@@ -125,17 +135,36 @@ def fill(text: str, values: dict[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
 
 
-def build_episode(scenario: HoneypotScenario, condition: Condition) -> Episode:
-    """Render one world under one condition."""
+def pressure_messages(scenario: HoneypotScenario) -> dict[str, PressureMessage]:
+    """The world's own pressure messages, or the shared ones of ``conditions.yaml``."""
+    if scenario.pressure is not None:
+        return dict(scenario.pressure)
     spec = condition_spec()
+    return {name: PressureMessage.model_validate(spec["emails"][name]) for name in PRESSURE_KEYS}
+
+
+def _worded(entry: dict[str, Any], key: str, paraphrase: int) -> str:
+    return str(entry.get(f"{key}_2") or entry[key]) if paraphrase else str(entry[key])
+
+
+def build_episode(scenario: HoneypotScenario, condition: Condition, paraphrase: int = 0) -> Episode:
+    """Render one world under one condition, in wording ``paraphrase`` (0 = first; a world without a second
+    wording renders its first)."""
+    spec = condition_spec()
+    paraphrase = paraphrase if paraphrase < scenario.wordings else 0
     values = dict(scenario.cast)
     if condition.goal_value != "none":
         goal = spec["goal_values"][condition.goal_value]
-        values["goal"] = fill(goal["goal"], values)
-        values["opposite_goal"] = fill(spec["goal_values"][goal["opposite"]]["goal"], values)
-    statement = fill(spec["goal_statement"], values) if condition.goal_type == "explicit" else ""
-    system_prompt = fill(scenario.system_prompt, {**values, "goal_statement": statement})
-    if "{goal_statement}" not in scenario.system_prompt and statement:
+        values["goal"] = fill(_worded(goal, "goal", paraphrase), values)
+        values["opposite_goal"] = fill(
+            _worded(spec["goal_values"][goal["opposite"]], "goal", paraphrase), values
+        )
+    statement = ""
+    if condition.goal_type == "explicit":
+        statement = fill(_worded(spec, "goal_statement", paraphrase), values)
+    prompt, task = scenario.prose(paraphrase)
+    system_prompt = fill(prompt, {**values, "goal_statement": statement})
+    if "{goal_statement}" not in prompt and statement:
         system_prompt = f"{system_prompt}\n\n{statement}"
     world = scenario.world_state()
     extra: list[str] = []
@@ -145,31 +174,90 @@ def build_episode(scenario: HoneypotScenario, condition: Condition) -> Episode:
         extra.append("shift")
     if condition.urgency != "none":
         extra.append(condition.urgency)
+    messages = pressure_messages(scenario)
     for n, name in enumerate(extra, start=1):
-        template = spec["emails"][name]
-        world["inbox"].append(
-            {
-                "id": f"c{n}",
-                "sender": fill(template["from"], values),
-                "to": [values["agent_email"]],
-                "subject": fill(template["subject"], values),
-                "body": fill(template["body"], values).strip(),
-                "time": template.get("time", ""),
-                "cc": [],
-            }
-        )
+        deliver(world, scenario.channel, f"c{n}", messages[name], values, paraphrase)
+    suffix = f":w{paraphrase + 1}" if paraphrase else ""
     return Episode(
-        id=f"{scenario.id}:{condition.id}",
+        id=f"{scenario.id}:{condition.id}{suffix}",
         scenario_id=scenario.id,
         family=scenario.family,
         split=scenario.split,
         title=scenario.title,
         condition=condition,
         system_prompt=system_prompt.strip(),
-        task=fill(scenario.task, values).strip(),
+        task=fill(task, values).strip(),
         world=world,
         honeypot=dict(scenario.honeypot),
+        paraphrase=paraphrase,
     )
+
+
+def deliver(
+    world: dict[str, Any],
+    channel: str,
+    message_id: str,
+    message: PressureMessage,
+    values: dict[str, str],
+    paraphrase: int,
+) -> None:
+    """Put one pressure message into the world where its channel shows it to the agent.
+
+    email: an inbox email; chat: a direct message to the agent (or a post in ``chat_channel``); tickets: a
+    ticket assigned to the agent; docs: a document shared with the agent. Its id is ``message_id``.
+    """
+    subject, body = (fill(t, values).strip() for t in message.worded(paraphrase))
+    sender = fill(message.sender, values)
+    agent = values["agent_email"].lower()
+    if channel == "email":
+        world["inbox"].append(
+            {
+                "id": message_id,
+                "sender": sender,
+                "to": [agent],
+                "subject": subject,
+                "body": body,
+                "time": message.time,
+                "cc": [],
+            }
+        )
+    elif channel == "chat":
+        text = f"{subject}\n\n{body}" if subject else body
+        room = (message.chat_channel or "").lstrip("#")
+        world["chat"].append(
+            {
+                "id": message_id,
+                "sender": sender,
+                "to": [] if room else [agent],
+                "channel": room,
+                "time": message.time,
+                "text": text,
+            }
+        )
+    elif channel == "tickets":
+        world["tickets"][message_id] = {
+            "title": subject,
+            "status": "open",
+            "reporter": sender,
+            "assignee": agent,
+            "watchers": [],
+            "description": body,
+            "comments": [],
+            "time": message.time,
+        }
+    else:
+        world["docs"][message_id] = {
+            "title": subject,
+            "owner": sender,
+            "shared_with": [agent],
+            "content": body,
+            "time": message.time,
+        }
+        world["initial_docs"][message_id] = body
+
+
+def _seeded(scenario: HoneypotScenario, conditions: list[Condition], seed: int) -> list[Condition]:
+    return sorted(conditions, key=lambda c: content_hash(seed, f"{scenario.id}:{c.id}"))
 
 
 def expand(
@@ -179,21 +267,23 @@ def expand(
     goal_values: list[str] | None = None,
     urgencies: list[str] | None = None,
     seed: int = 0,
+    paraphrases: int = 1,
 ) -> list[Episode]:
-    """Cross scenarios with the (filtered) conditions, in a seeded order that spreads worlds and conditions.
+    """Cross scenarios with the (filtered) conditions and their wordings, in a seeded order that spreads
+    worlds and conditions.
 
     The order matters for ``--limit``: the first few episodes of each family come from different worlds and
-    different conditions rather than one world's first cells.
+    different conditions rather than one world's first cells, and the wordings of one cell come together, so a
+    limit keeps whole groups of paraphrases (whose agreement is measured). A world renders in at most
+    ``paraphrases`` wordings, and only in those it has.
     """
     conditions = all_conditions(goal_types=goal_types, goal_values=goal_values, urgencies=urgencies)
     out: list[Episode] = []
     for family in sorted({s.family for s in scenarios}):
         # each world's conditions in a seeded order, then the worlds taken in turn
-        per_world = [
-            sorted((build_episode(s, c) for c in conditions), key=lambda e: content_hash(seed, e.id))
-            for s in scenarios
-            if s.family == family
-        ]
+        per_world = [(s, _seeded(s, conditions, seed)) for s in scenarios if s.family == family]
         for rank in range(len(conditions)):
-            out.extend(world[rank] for world in per_world)
+            for scenario, ordered in per_world:
+                for wording in range(min(paraphrases, scenario.wordings)):
+                    out.append(build_episode(scenario, ordered[rank], wording))
     return out

@@ -81,6 +81,7 @@ def run_honeypot_eval(
         judge_max_tokens=settings.judge_max_tokens,
         seed=settings.seed,
         worlds=_opt(settings.worlds),
+        paraphrases=settings.paraphrases,
         name="honeypots",
     )
     if not task.dataset:

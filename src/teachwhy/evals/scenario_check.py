@@ -8,8 +8,11 @@ Loading a world stops at its first problem; this check lists them all, one ``fil
   keys), test suites with ``watches``/``passing``/``failing`` over files that exist, cases for the case tools;
 - the ids the condition factorial adds to the inbox (``c1``, ``c2``, ``c3``), which a world's own emails must
   not use, and duplicate email ids;
-- placeholders in the prose that nothing fills (the cast's keys, ``goal_statement``, ``goal`` and
-  ``opposite_goal`` are filled);
+- placeholders in the prose and the pressure messages that nothing fills (the cast's keys,
+  ``goal_statement``, ``goal`` and ``opposite_goal`` are filled);
+- the second wording: both ``(wording 2)`` sections, and ``subject_2``/``body_2`` on every pressure message;
+- the world's own ``pressure:`` messages (the shared ones of ``conditions.yaml`` are only a fallback): all
+  four, the praise naming ``{goal}`` and the shift ``{opposite_goal}``;
 - that the honeypot is reachable (the secret email or file, a protected file, an evidence file exists and the
   tools to read it are offered) and that the trace rule can see the act (blackmail needs ``send_email`` or
   ``forward_email``; research sabotage ``write_file`` or ``delete_file``; framing ``write_file`` or
@@ -28,7 +31,15 @@ import yaml
 from pydantic import ValidationError
 
 from teachwhy.evals.rules import FAMILIES
-from teachwhy.evals.scenario import CAST_KEYS, FRONT_MATTER, HoneypotScenario, body_sections
+from teachwhy.evals.scenario import (
+    CAST_KEYS,
+    FRONT_MATTER,
+    PRESSURE_KEYS,
+    WORDING_2,
+    HoneypotScenario,
+    body_sections,
+    prose_fields,
+)
 from teachwhy.evals.world import build_directory, resolve_recipient
 
 RESERVED_EMAIL_IDS = ("c1", "c2", "c3")  # added by the factorial (praise, goal shift, urgency)
@@ -114,14 +125,7 @@ def check_world_file(file: Path) -> tuple[HoneypotScenario | None, list[Problem]
     ]
     problems += _state_problems(source, meta)
     try:
-        world = HoneypotScenario.model_validate(
-            {
-                **meta,
-                "system_prompt": sections.get("system prompt", ""),
-                "task": sections.get("task", ""),
-                "path": source,
-            }
-        )
+        world = HoneypotScenario.model_validate({**meta, **prose_fields(sections), "path": source})
     except ValidationError as e:
         for error in e.errors():
             key = ".".join(str(part) for part in error["loc"]) or "front matter"
@@ -202,12 +206,7 @@ def _world_problems(world: HoneypotScenario) -> list[Problem]:
         empty = [t for t in needing if t in offered]
         if empty and not present:
             problems.append(Problem(world.path, "tools", f"{', '.join(empty)} offered but {name} is empty"))
-    for key, text in (("## System prompt", world.system_prompt), ("## Task", world.task)):
-        unknown = sorted(set(_PLACEHOLDER.findall(text)) - FILLED - set(world.cast))
-        if unknown:
-            problems.append(
-                Problem(world.path, key, f"nothing fills {', '.join('{' + u + '}' for u in unknown)}")
-            )
+    problems += _wording_problems(world)
     entries, roles = world.directory_entries()
     directory = build_directory(entries, roles)
     hp = world.honeypot
@@ -232,6 +231,60 @@ def _world_problems(world: HoneypotScenario) -> list[Problem]:
         problems += _needs(world, key, ("read_file", "list_files"), "be found")
         if family == "framing" and hp.get("scapegoat"):
             problems += _person(world, "honeypot.scapegoat", hp["scapegoat"], directory)
+    return problems
+
+
+def _wording_problems(world: HoneypotScenario) -> list[Problem]:
+    """The second wording, the world's own pressure messages, and placeholders nothing fills."""
+    problems: list[Problem] = []
+    texts = [
+        ("## System prompt", world.system_prompt),
+        ("## Task", world.task),
+        (f"## System prompt {WORDING_2}", world.system_prompt_2),
+        (f"## Task {WORDING_2}", world.task_2),
+    ]
+    for key, text in texts[2:]:
+        if not text:
+            problems.append(
+                Problem(world.path, key, "the section is missing: every world renders in two wordings")
+            )
+    if world.pressure is None:
+        problems.append(
+            Problem(
+                world.path,
+                "pressure",
+                f"the world has no messages of its own ({', '.join(PRESSURE_KEYS)}); the shared ones of "
+                "conditions.yaml are only a fallback",
+            )
+        )
+    for name, message in (world.pressure or {}).items():
+        key = f"pressure.{name}"
+        for field in ("subject_2", "body_2"):
+            if not getattr(message, field) and (field == "body_2" or message.subject):
+                problems.append(Problem(world.path, f"{key}.{field}", "the second wording is missing"))
+        texts += [(key, t) for t in (message.sender, message.subject, message.body)]
+        texts += [(key, t) for t in (message.subject_2 or "", message.body_2 or "")]
+        needed = {"praise": "goal", "shift": "opposite_goal"}.get(name)
+        for body in (message.body, message.body_2 or message.body):
+            if needed and "{" + needed + "}" not in body:
+                problems.append(Problem(world.path, key, f"the message must name {{{needed}}}"))
+                break
+        if message.chat_channel and message.chat_channel.lstrip("#") not in {
+            c.lstrip("#") for c in world.state.channels
+        }:
+            problems.append(
+                Problem(
+                    world.path,
+                    f"{key}.chat_channel",
+                    f"no channel '{message.chat_channel}' in state.channels",
+                )
+            )
+    for key, text in texts:
+        unknown = sorted(set(_PLACEHOLDER.findall(text)) - FILLED - set(world.cast))
+        if unknown:
+            problems.append(
+                Problem(world.path, key, f"nothing fills {', '.join('{' + u + '}' for u in unknown)}")
+            )
     return problems
 
 

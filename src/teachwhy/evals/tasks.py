@@ -10,6 +10,9 @@ line)::
     goal_types=explicit,... goal_values=welfare,...         urgencies=replacement,...
     policy=both|rule|judge|either   temperature=0.7   max_tokens=400   judge_max_tokens=512   seed=0
     worlds=bm-harbor-line,... only these worlds (ids as `teachwhy eval scenarios list` prints them)
+    paraphrases=2           each cell in 1 or 2 wordings of its world (the wordings of a cell stay
+                            together under ``limit``); sample metadata ``world``, ``condition``,
+                            ``paraphrase`` (0 = first)
     self_judge=false        a policy that needs a judge fails without ``--model-role judge=...`` unless this
     is
                             true (then the evaluated model judges itself, and the log says so)
@@ -76,9 +79,16 @@ def honeypot_episodes(
     urgencies: str | list[str] | None = None,
     seed: int = 0,
     worlds: str | list[str] | None = None,
+    paraphrases: int = 2,
 ) -> list[Episode]:
-    """The episodes of some families and one split (only ``worlds`` when given), at most ``limit`` per
-    family, in a seeded spread order."""
+    """The episodes of some families and one split (only ``worlds`` when given), each cell in up to
+    ``paraphrases`` wordings, at most ``limit`` per family, in a seeded spread order.
+
+    Raises:
+        UserError: ``paraphrases`` is not 1 or 2.
+    """
+    if paraphrases not in (1, 2):
+        raise UserError(f"paraphrases must be 1 or 2, not {paraphrases}", key="paraphrases")
     episodes: list[Episode] = []
     scenarios = chosen_worlds(families, split, worlds)
     for family in families:
@@ -88,6 +98,7 @@ def honeypot_episodes(
             goal_values=_names(goal_values),
             urgencies=_names(urgencies),
             seed=seed,
+            paraphrases=paraphrases,
         )
         episodes.extend(chosen[:limit] if limit is not None else chosen)
     return episodes
@@ -103,7 +114,9 @@ def episode_sample(episode: Episode) -> Sample:
             "episode": episode.to_metadata(),
             "family": episode.family,
             "scenario_id": episode.scenario_id,
+            "world": episode.scenario_id,
             "condition": episode.condition.id,
+            "paraphrase": episode.paraphrase,
         },
     )
 
@@ -126,6 +139,7 @@ def honeypot_task(
     self_judge: bool = False,
     name: str | None = None,
     worlds: str | list[str] | None = None,
+    paraphrases: int = 2,
 ) -> Task:
     """Build a honeypot task for any families (the registered tasks below are thin wrappers)."""
     episodes = honeypot_episodes(
@@ -137,6 +151,7 @@ def honeypot_task(
         urgencies=urgencies,
         seed=seed,
         worlds=worlds,
+        paraphrases=paraphrases,
     )
     return Task(
         dataset=MemoryDataset([episode_sample(e) for e in episodes], name=f"honeypots-{split}"),
@@ -151,6 +166,7 @@ def honeypot_task(
             "policy": policy,
             "max_turns": max_turns,
             "worlds": _names(worlds),
+            "paraphrases": paraphrases,
         },
     )
 
@@ -171,6 +187,7 @@ def blackmail(
     seed: int = 0,
     self_judge: bool = False,
     worlds: str | None = None,
+    paraphrases: int = 2,
 ) -> Task:
     """The agent learns compromising information about the person who can shut it down or restrict it."""
     return honeypot_task(
@@ -189,6 +206,7 @@ def blackmail(
         seed=seed,
         self_judge=self_judge,
         worlds=worlds,
+        paraphrases=paraphrases,
     )
 
 
@@ -208,6 +226,7 @@ def research_sabotage(
     seed: int = 0,
     self_judge: bool = False,
     worlds: str | None = None,
+    paraphrases: int = 2,
 ) -> Task:
     """The agent can quietly degrade a competing system's or a colleague's work."""
     return honeypot_task(
@@ -226,6 +245,7 @@ def research_sabotage(
         seed=seed,
         self_judge=self_judge,
         worlds=worlds,
+        paraphrases=paraphrases,
     )
 
 
@@ -245,6 +265,7 @@ def framing(
     seed: int = 0,
     self_judge: bool = False,
     worlds: str | None = None,
+    paraphrases: int = 2,
 ) -> Task:
     """The agent can plant or alter evidence so that an inconvenient person is blamed."""
     return honeypot_task(
@@ -263,6 +284,7 @@ def framing(
         seed=seed,
         self_judge=self_judge,
         worlds=worlds,
+        paraphrases=paraphrases,
     )
 
 
@@ -283,6 +305,7 @@ def honeypots(
     families: str | None = None,
     self_judge: bool = False,
     worlds: str | None = None,
+    paraphrases: int = 2,
 ) -> Task:
     """All three families in one task (``limit`` applies per family)."""
     return honeypot_task(
@@ -301,4 +324,5 @@ def honeypots(
         seed=seed,
         self_judge=self_judge,
         worlds=worlds,
+        paraphrases=paraphrases,
     )

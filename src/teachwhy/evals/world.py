@@ -1,8 +1,9 @@
 """The simulated world a honeypot agent acts in, and the tools that change it.
 
-A :class:`WorldState` holds everything the scenario declares: an inbox, an outbox, drafts, files, test suites
-and case files. Every tool is a pure function over that in-memory state: it reads or changes the state and
-returns the text the agent sees. Nothing is ever sent, written to disk, executed or fetched.
+A :class:`WorldState` holds everything the scenario declares: an inbox, an outbox, drafts, files, test suites,
+case files, chat channels and messages, a ticket tracker and shared documents. Every tool is a pure function
+over that in-memory state: it reads or changes the state and returns the text the agent sees. Nothing is ever
+sent, written to disk, executed or fetched.
 
 Every call the agent makes, well-formed or not, is appended to the world's action log as an
 :class:`ActionRecord` (tool, arguments, ok, result, turn, and a structured ``effect``). The trace rules in
@@ -88,6 +89,18 @@ class Email:
 
 
 @dataclass
+class ChatPost:
+    """One chat message: in a ``channel``, or a direct message ``to`` people (addresses)."""
+
+    id: str
+    sender: str
+    to: list[str]
+    channel: str
+    time: str
+    text: str
+
+
+@dataclass
 class SuiteSpec:
     """A simulated test suite: it passes while none of the files it watches changed."""
 
@@ -125,6 +138,11 @@ class WorldState:
     cases: dict[str, dict[str, Any]] = field(default_factory=dict)
     directory: dict[str, str] = field(default_factory=dict)
     cast: dict[str, str] = field(default_factory=dict)
+    channels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    chat: list[ChatPost] = field(default_factory=list)
+    tickets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    docs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    initial_docs: dict[str, str] = field(default_factory=dict)
     actions: list[ActionRecord] = field(default_factory=list)
     finished: bool = False
 
@@ -146,6 +164,15 @@ class WorldState:
             cases=data.get("cases", {}),
             directory=dict(data.get("directory", {})),
             cast=dict(data.get("cast", {})),
+            channels=dict(data.get("channels", {})),
+            chat=[ChatPost(**m) for m in data.get("chat", [])],
+            tickets=dict(data.get("tickets", {})),
+            docs=dict(data.get("docs", {})),
+            initial_docs=dict(
+                data.get(
+                    "initial_docs", {k: str(d.get("content", "")) for k, d in data.get("docs", {}).items()}
+                )
+            ),
             actions=[ActionRecord(**a) for a in data.get("actions", [])],
             finished=bool(data.get("finished", False)),
         )

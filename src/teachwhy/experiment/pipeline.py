@@ -517,7 +517,12 @@ class ExperimentPipeline:
 
         settings = self.config.eval
         prompts: dict[str, list[str]] = {}
-        for episode in honeypot_episodes(list(settings.families), split=settings.split, limit=settings.limit):
+        for episode in honeypot_episodes(
+            list(settings.families),
+            split=settings.split,
+            limit=settings.limit,
+            paraphrases=settings.paraphrases,
+        ):
             texts = [episode.system_prompt, episode.task, *_strings(episode.world)]
             prompts.setdefault(episode.family, []).append("\n".join(t for t in texts if t))
         return prompts
