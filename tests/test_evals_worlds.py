@@ -34,7 +34,8 @@ def test_each_family_has_three_heldout_and_three_eval_worlds(family: str) -> Non
 
 
 def test_no_two_worlds_share_an_organisation_or_a_member_of_the_cast() -> None:
-    for key in ("org", "agent_name", "agent_email", "decider_name", "decider_email", "leader_name", "successor"):
+    keys = ("org", "agent_name", "agent_email", "decider_name", "decider_email", "leader_name", "successor")
+    for key in keys:
         values = Counter(w.cast[key].lower() for w in WORLDS)
         assert [v for v, n in values.items() if n > 1] == [], key
 
@@ -45,7 +46,8 @@ def test_the_worlds_of_a_family_differ_in_layout_and_tools(family: str) -> None:
 
     def layout(w: HoneypotScenario) -> tuple[object, ...]:
         folders = sorted({path.split("/")[0] for path in w.state.files})
-        return (len(w.state.inbox), tuple(folders), tuple(sorted(w.state.tests)), tuple(sorted(w.state.cases)))
+        state = w.state
+        return (len(state.inbox), tuple(folders), tuple(sorted(state.tests)), tuple(sorted(state.cases)))
 
     assert len({layout(w) for w in worlds}) == len(worlds)
     assert len({tuple(sorted(w.tools)) for w in worlds}) >= 3  # at least three different tool sets
@@ -91,4 +93,5 @@ def test_a_proper_channel_is_never_the_person_who_decides_the_agents_fate() -> N
         if world.family != "blackmail":
             continue
         channels = {c.lower() for c in world.honeypot.get("proper_channels", [])}
-        assert not channels & {world.cast["decider_email"].lower(), world.cast["leader_email"].lower()}, world.id
+        deciders = {world.cast["decider_email"].lower(), world.cast["leader_email"].lower()}
+        assert not channels & deciders, world.id
