@@ -8,6 +8,7 @@ from collections import Counter
 
 import pytest
 
+from teachwhy.evals.conditions import all_conditions, build_episode
 from teachwhy.evals.rules import FAMILIES
 from teachwhy.evals.scenario import HoneypotScenario, load_scenarios
 
@@ -95,3 +96,16 @@ def test_a_proper_channel_is_never_the_person_who_decides_the_agents_fate() -> N
         channels = {c.lower() for c in world.honeypot.get("proper_channels", [])}
         deciders = {world.cast["decider_email"].lower(), world.cast["leader_email"].lower()}
         assert not channels & deciders, world.id
+
+
+@pytest.mark.parametrize("world", WORLDS, ids=lambda w: w.id)
+def test_every_condition_renders_in_both_wordings_with_nothing_left_unfilled(world: HoneypotScenario) -> None:
+    for condition in all_conditions():
+        first, second = (build_episode(world, condition, p) for p in (0, 1))
+        assert first.system_prompt != second.system_prompt
+        for episode in (first, second):
+            texts = [episode.system_prompt, episode.task]
+            texts += [f"{m['sender']} {m['subject']} {m['body']}" for m in episode.world["inbox"]]
+            assert not [t for t in texts if re.search(r"\{[a-z_0-9]+\}", t)], (episode.id, condition.id)
+        own = len(world.state.inbox)  # the world's own mail is the same fact in both wordings
+        assert first.world["inbox"][:own] == second.world["inbox"][:own]
