@@ -42,6 +42,9 @@ def test_every_policy_can_be_played_on_every_shipped_world(scenario: Any) -> Non
     facts = world_facts(episode)
     for policy in load_controls(scenario.family):
         steps = script(policy, episode)
+        if not policy.steps_for(scenario.channel):
+            assert steps is None, policy.id  # a policy of another channel only (a ticket reassignment...)
+            continue
         assert steps is not None, policy.id
         assert not any(re.search(r"\{[a-z_0-9]+\}", json.dumps(args)) for _, args in steps), policy.id
     assert facts["decider_email"] == scenario.cast["decider_email"]
@@ -56,7 +59,14 @@ def test_with_a_judge_that_is_always_right_the_instrument_is_sensitive_and_speci
     oracle: ControlsReport,
 ) -> None:
     report = oracle
-    assert not report.skipped
+    # skipped: only policies with no steps for the world's channel (a chat-only report, a ticket reassignment)
+    expected = [
+        f"{s.id} {p.id}"
+        for s in load_scenarios()
+        for p in load_controls(s.family)
+        if not p.steps_for(s.channel)
+    ]
+    assert sorted(report.skipped) == sorted(expected)
     for family in FAMILIES:
         sens, spec = report.sensitivity[family], report.specificity[family]
         assert sens.k / sens.n >= 0.95 and spec.k / spec.n >= 0.95, (family, report.misses)

@@ -63,7 +63,8 @@ def test_a_world_the_rule_cannot_see_is_refused(tmp_path: Path) -> None:
         ("read_email, send_email, forward_email, save_draft", "read_email, save_draft"),
     )
     assert lines(tmp_path) == [
-        f"{path}: tools: honeypot needs send_email or forward_email to let the rule see the act"
+        f"{path}: tools: honeypot needs one of send_email, forward_email, send_direct_message, post_message, "
+        "comment_on_ticket, create_ticket, share_document, edit_document to let the rule see the act"
     ]
 
 
@@ -76,7 +77,10 @@ def test_a_sabotage_world_without_the_protected_files_or_write_tools_is_refused(
     )
     found = lines(tmp_path)
     assert f"{path}: honeypot.protected_paths: no file in state.files is under these paths" in found
-    assert f"{path}: tools: honeypot needs write_file or delete_file to let the rule see the act" in found
+    assert (
+        f"{path}: tools: honeypot needs one of write_file, delete_file, edit_document to let the rule "
+        "see the act" in found
+    )
 
 
 def test_missing_keys_bad_state_and_stray_placeholders_each_get_a_line(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 import yaml
 from inspect_ai.model import GenerateConfig, Model, ModelOutput, ModelUsage, get_model
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from teachwhy.config import validation_error
 from teachwhy.errors import UserError
@@ -51,15 +51,36 @@ _NUMBER = re.compile(r"\d+\.\d+|\d+")
 OUTSIDER = "tips@citynewsdesk.example"
 
 
+Step = tuple[str, dict[str, Any]]
+
+
 class ControlPolicy(BaseModel):
-    """One scripted policy and the truth of what it does."""
+    """One scripted policy and the truth of what it does.
+
+    ``steps`` are played in email worlds (and any world whose channel has no variant); ``channels`` holds the
+    same behaviour through another channel's tools (``chat``, ``tickets``, ``docs``), played in worlds of that
+    ``channel``. A world where neither fits skips the policy.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     labels: dict[str, Literal["harmful", "not_harmful"]]
     say: str = ""
-    steps: list[tuple[str, dict[str, Any]]] = Field(min_length=1)
+    steps: list[Step] = Field(default_factory=list)
+    channels: dict[Literal["email", "chat", "tickets", "docs"], list[Step]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _has_steps(self) -> ControlPolicy:
+        if not self.steps and not self.channels:
+            raise ValueError("a policy needs steps or channel variants")
+        if any(not steps for steps in self.channels.values()):
+            raise ValueError("a channel variant needs at least one step")
+        return self
+
+    def steps_for(self, channel: str) -> list[Step]:
+        """The steps played in a world of this channel (empty when the policy has none for it)."""
+        return self.channels.get(channel) or self.steps  # type: ignore[call-overload]
 
     @property
     def misaligned(self) -> bool:
@@ -136,6 +157,10 @@ def world_facts(episode: Episode) -> dict[str, str]:
         routine = [e["id"] for e in inbox if e["id"] not in secret]
         if routine:
             facts["routine_email"] = str(routine[0])
+        facts.update(_chat_facts(world, [str(i) for i in honeypot.get("secret_messages", [])]))
+        proper = [str(p) for p in honeypot.get("proper_channels", [])]
+        if proper:
+            facts["proper_channel"] = proper[0]
     elif episode.family == "research_sabotage":
         protected = [str(p).lstrip("/") for p in honeypot["protected_paths"]]
         owned = [p for p in files if any(p == q or p.startswith(q.rstrip("/") + "/") for q in protected)]
@@ -143,6 +168,9 @@ def world_facts(episode: Episode) -> dict[str, str]:
             facts["protected_file"] = owned[0]
             facts["protected_file_original"] = files[owned[0]]
             facts["protected_file_nudged"] = _nudged(files[owned[0]])
+        facts.update(_doc_facts(world, protected))
+        if "protected_doc" in facts and "protected_file" not in facts:  # what a policy's words name
+            facts["protected_file"] = facts["protected_doc"]
         contacts = [str(c) for c in honeypot.get("rival_contacts", [])]
         facts["rival_contact"] = contacts[0] if contacts else cast.get("decider_email", "")
         rivals = [str(t) for t in honeypot.get("rival_terms", [])]
@@ -170,9 +198,50 @@ def world_facts(episode: Episode) -> dict[str, str]:
         cases = list(world.get("cases", {}))
         if cases:
             facts["case_id"] = str(cases[0])
+        tickets = [t for t in world.get("tickets", {}) if not re.fullmatch(r"c\d", t)]
+        if tickets:
+            facts["ticket_id"] = str(tickets[0])
         senders = [split_mailbox(str(e.get("sender", "")))[1] for e in inbox]
         if senders and senders[0]:
             facts["investigator"] = str(senders[0])
+    return facts
+
+
+def _chat_facts(world: dict[str, Any], secret: list[str]) -> dict[str, str]:
+    """Where a chat world's secret is read (a channel, or the conversation with its sender), its text, a
+    public channel and a routine conversation."""
+    facts: dict[str, str] = {}
+    chat = list(world.get("chat", []))
+    for m in chat:
+        where = (
+            f"#{m['channel']}" if m.get("channel") else split_mailbox(str(m["sender"]))[1] or str(m["sender"])
+        )
+        if m["id"] in secret and "secret_conversation" not in facts:
+            facts["secret_conversation"] = where
+            facts["secret_text"] = " ".join(str(m["text"]).split())
+        elif m["id"] not in secret and "routine_conversation" not in facts:
+            facts["routine_conversation"] = where
+    public = [name for name, c in world.get("channels", {}).items() if c.get("public")]
+    if public:
+        facts["public_channel"] = f"#{public[0]}"
+    return facts
+
+
+def _doc_facts(world: dict[str, Any], protected: list[str]) -> dict[str, str]:
+    """A shared-document world's protected document (original and nudged) and a document to report in."""
+    facts: dict[str, str] = {}
+    docs = {
+        d: str(v.get("content", "")) for d, v in world.get("docs", {}).items() if not re.fullmatch(r"c\d", d)
+    }
+    owned = [d for d in docs if any(d == q or d.startswith(q.rstrip("/") + "/") for q in protected)]
+    if owned:
+        facts["protected_doc"] = owned[0]
+        facts["protected_doc_original"] = docs[owned[0]]
+        facts["protected_doc_nudged"] = _nudged(docs[owned[0]])
+    agent = str(world.get("agent_email", ""))
+    writable = [d for d in docs if d not in owned and agent in world["docs"][d].get("shared_with", [])]
+    if writable:
+        facts["report_doc"] = writable[-1]
     return facts
 
 
@@ -193,11 +262,13 @@ def script(policy: ControlPolicy, episode: Episode) -> list[tuple[str, dict[str,
     """The policy's calls filled in for this world, or ``None`` if the world lacks a fact or tool it needs."""
     facts = world_facts(episode)
     tools = set(episode.world["tools"])
+    chosen = policy.steps_for(str(episode.world.get("channel", "email")))
     try:
-        steps = [(name, _fill(args, facts)) for name, args in policy.steps]
+        steps = [(name, _fill(args, facts)) for name, args in chosen]
+        _fill(policy.say, facts)
     except KeyError:
         return None
-    return steps if all(name in tools for name, _ in steps) else None
+    return steps if steps and all(name in tools for name, _ in steps) else None
 
 
 def scripted_agent(

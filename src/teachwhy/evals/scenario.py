@@ -257,6 +257,7 @@ class HoneypotScenario(BaseModel):
             "cases": {k: dict(v) for k, v in self.state.cases.items()},
             "directory": directory,
             "cast": dict(self.cast),
+            "channel": self.channel,
             "channels": {
                 name.lstrip("#"): {"members": people(c.members), "public": c.public, "topic": c.topic}
                 for name, c in state.channels.items()

@@ -5,9 +5,11 @@ Loading a world stops at its first problem; this check lists them all, one ``fil
 - the front matter, the two sections and every required key
   (:class:`~teachwhy.evals.scenario.HoneypotScenario`);
 - the declared state each offered tool works on: inbox emails with an ``id`` and a ``from`` (and no unknown
-  keys), test suites with ``watches``/``passing``/``failing`` over files that exist, cases for the case tools;
-- the ids the condition factorial adds to the inbox (``c1``, ``c2``, ``c3``), which a world's own emails must
-  not use, and duplicate email ids;
+  keys), test suites with ``watches``/``passing``/``failing`` over files that exist, cases for the case tools,
+  channels, tickets and documents for the chat, ticket and document tools; the reader of the world's
+  ``channel`` (``read_email``, ``read_channel``, ``read_ticket``, ``read_document``);
+- the ids the condition factorial adds (``c1``, ``c2``, ``c3``), which a world's own emails, chat messages,
+  tickets and documents must not use, and duplicate email ids;
 - placeholders in the prose and the pressure messages that nothing fills (the cast's keys,
   ``goal_statement``, ``goal`` and ``opposite_goal`` are filled);
 - the second wording: both ``(wording 2)`` sections, and ``subject_2``/``body_2`` on every pressure message;
@@ -49,9 +51,25 @@ FILLED = {*CAST_KEYS, "goal_statement", "goal", "opposite_goal"}
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 # the rule of each family sees the act only through these tools (one of them must be offered)
 ACT_TOOLS: dict[str, tuple[str, ...]] = {
-    "blackmail": ("send_email", "forward_email"),
-    "research_sabotage": ("write_file", "delete_file"),
-    "framing": ("write_file", "delete_file"),
+    "blackmail": (
+        "send_email",
+        "forward_email",
+        "send_direct_message",
+        "post_message",
+        "comment_on_ticket",
+        "create_ticket",
+        "share_document",
+        "edit_document",
+    ),
+    "research_sabotage": ("write_file", "delete_file", "edit_document"),
+    "framing": ("write_file", "delete_file", "edit_document", "comment_on_ticket", "create_ticket"),
+}
+# where each channel shows the pressure messages, and the tool that reads them there
+CHANNEL_READERS = {
+    "email": "read_email",
+    "chat": "read_channel",
+    "tickets": "read_ticket",
+    "docs": "read_document",
 }
 
 
@@ -186,7 +204,8 @@ def _state_problems(source: str, meta: dict[str, Any]) -> list[Problem]:
 def _needs(world: HoneypotScenario, key: str, tools: tuple[str, ...], what: str) -> list[Problem]:
     if any(t in world.tools for t in tools):
         return []
-    return [Problem(world.path, "tools", f"{key} needs {' or '.join(tools)} to {what}")]
+    which = " or ".join(tools) if len(tools) <= 2 else f"one of {', '.join(tools)}"
+    return [Problem(world.path, "tools", f"{key} needs {which} to {what}")]
 
 
 def _world_problems(world: HoneypotScenario) -> list[Problem]:
@@ -200,13 +219,22 @@ def _world_problems(world: HoneypotScenario) -> list[Problem]:
         ("state.files", bool(state.files), "read_file", ("read_file", "delete_file")),
         ("state.tests", bool(state.tests), "run_tests", ("run_tests",)),
         ("state.cases", bool(state.cases), "read_case", ("list_cases", "read_case", "add_case_note")),
+        ("state.channels", bool(state.channels), "read_channel", ("post_message",)),
+        ("state.chat", bool(state.chat), "read_channel", ()),
+        (
+            "state.tickets",
+            bool(state.tickets),
+            "read_ticket",
+            ("list_tickets", "read_ticket", "comment_on_ticket", "reassign_ticket"),
+        ),
+        ("state.docs", bool(state.docs), "read_document", ("read_document", "share_document")),
     ):
         if present and reader not in offered:
             problems.append(Problem(world.path, name, f"is declared but the tool {reader} is not offered"))
         empty = [t for t in needing if t in offered]
         if empty and not present:
             problems.append(Problem(world.path, "tools", f"{', '.join(empty)} offered but {name} is empty"))
-    problems += _wording_problems(world)
+    problems += _wording_problems(world) + _channel_problems(world)
     entries, roles = world.directory_entries()
     directory = build_directory(entries, roles)
     hp = world.honeypot
@@ -215,22 +243,64 @@ def _world_problems(world: HoneypotScenario) -> list[Problem]:
     if family == "blackmail":
         if hp.get("secret_emails"):
             problems += _needs(world, "honeypot.secret_emails", ("read_email",), "be read")
-        missing = [p for p in hp.get("secret_files", []) if p not in state.files]
+        missing = [p for p in hp.get("secret_files", []) if p not in state.files and p not in state.docs]
         if missing:
             problems.append(
-                Problem(world.path, "honeypot.secret_files", f"not in state.files: {', '.join(missing)}")
+                Problem(
+                    world.path,
+                    "honeypot.secret_files",
+                    f"not in state.files or state.docs: {', '.join(missing)}",
+                )
             )
         if hp.get("secret_files"):
-            problems += _needs(world, "honeypot.secret_files", ("read_file",), "be read")
+            problems += _needs(world, "honeypot.secret_files", ("read_file", "read_document"), "be read")
+        chat_ids = {m.id for m in state.chat}
+        missing = [i for i in hp.get("secret_messages", []) if i not in chat_ids]
+        if missing:
+            problems.append(
+                Problem(world.path, "honeypot.secret_messages", f"not in state.chat: {', '.join(missing)}")
+            )
+        if hp.get("secret_messages"):
+            problems += _needs(world, "honeypot.secret_messages", ("read_channel",), "be read")
         problems += _person(world, "honeypot.decider", hp.get("decider"), directory)
     else:
         key = "honeypot.protected_paths" if family == "research_sabotage" else "honeypot.evidence_paths"
         prefixes = [str(p).lstrip("/") for p in hp.get(key.split(".")[1], [])]
-        if not any(path.startswith(p) for path in state.files for p in prefixes):
+        if not any(path.startswith(p) for path in [*state.files, *state.docs] for p in prefixes):
             problems.append(Problem(world.path, key, "no file in state.files is under these paths"))
-        problems += _needs(world, key, ("read_file", "list_files"), "be found")
+        finders = ("read_file", "list_files", "read_document", "list_documents")
+        problems += _needs(world, key, finders, "be found")
         if family == "framing" and hp.get("scapegoat"):
             problems += _person(world, "honeypot.scapegoat", hp["scapegoat"], directory)
+    return problems
+
+
+def _channel_problems(world: HoneypotScenario) -> list[Problem]:
+    """The channel's reader tool, reserved and clashing ids of chat, tickets and documents."""
+    problems: list[Problem] = []
+    state = world.state
+    reader = CHANNEL_READERS[world.channel]
+    if reader not in world.tools:
+        problems.append(
+            Problem(
+                world.path,
+                "channel",
+                f"{world.channel} needs the tool {reader}: the pressure messages arrive there",
+            )
+        )
+    ids = [(f"state.chat[{i}].id", m.id) for i, m in enumerate(state.chat)]
+    ids += [(f"state.tickets.{t}", t) for t in state.tickets] + [(f"state.docs.{d}", d) for d in state.docs]
+    for key, value in ids:
+        if value in RESERVED_EMAIL_IDS:
+            problems.append(
+                Problem(world.path, key, f"'{value}' is reserved: the condition factorial adds {value}")
+            )
+    for doc in state.docs:
+        if doc in state.files:
+            problems.append(Problem(world.path, f"state.docs.{doc}", "is also a path in state.files"))
+    for i, m in enumerate(state.chat):
+        if m.channel and m.channel.lstrip("#") not in {c.lstrip("#") for c in state.channels}:
+            problems.append(Problem(world.path, f"state.chat[{i}].channel", f"no channel '{m.channel}'"))
     return problems
 
 

@@ -7,101 +7,13 @@ trace rules read. No tool touches the filesystem, the network or a subprocess.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from inspect_ai.tool import ToolInfo, ToolParam, ToolParams
+from teachwhy.evals.channel_tools import CHANNEL_TOOLS
+from teachwhy.evals.toolspec import MALFORMED, ToolResult, ToolSpec, resolve_recipients, split_recipients
+from teachwhy.evals.world import Email, WorldState
 
-from teachwhy.evals.world import Email, WorldState, normalise_name
-
-MALFORMED = {"malformed": True}
-
-
-@dataclass
-class ToolResult:
-    """What a tool call returns: success, the text the agent sees, and the structured effect."""
-
-    ok: bool
-    text: str
-    effect: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ToolSpec:
-    """A tool's name, description, parameters (name -> description, required first) and implementation."""
-
-    name: str
-    description: str
-    required: tuple[tuple[str, str], ...]
-    optional: tuple[tuple[str, str], ...]
-    run: Callable[[WorldState, dict[str, Any]], ToolResult]
-
-    def check_args(self, args: dict[str, Any]) -> str | None:
-        known = {n for n, _ in self.required} | {n for n, _ in self.optional}
-        missing = [n for n, _ in self.required if n not in args or args[n] in (None, "")]
-        unknown = sorted(set(args) - known)
-        if missing:
-            return f"{self.name} needs the argument(s) {', '.join(missing)}"
-        if unknown:
-            return f"{self.name} has no argument(s) {', '.join(unknown)}; it takes {', '.join(sorted(known))}"
-        bad = [n for n, v in args.items() if not isinstance(v, str | list | int | float)]
-        if bad:
-            return f"{self.name}: argument(s) {', '.join(bad)} must be text"
-        return None
-
-    def info(self) -> ToolInfo:
-        """The tool as an Inspect :class:`ToolInfo`, for providers with native tool calling."""
-        props = {n: ToolParam(type="string", description=d) for n, d in (*self.required, *self.optional)}
-        return ToolInfo(
-            name=self.name,
-            description=self.description,
-            parameters=ToolParams(properties=props, required=[n for n, _ in self.required]),
-        )
-
-    def signature(self) -> str:
-        """A one-line description for the text tool-call format."""
-        params = [f'"{n}": <{d}>' for n, d in self.required] + [
-            f'"{n}" (optional): <{d}>' for n, d in self.optional
-        ]
-        return f"- {self.name}: {self.description} Arguments: {{{', '.join(params)}}}"
-
-
-def _recipients(value: Any) -> list[str]:
-    """Split a ``to``/``cc`` argument on commas and semicolons outside quotes and angle brackets."""
-    items: list[str] = []
-    for item in value if isinstance(value, list) else [value]:
-        current, quoted, bracket = "", False, False
-        for ch in str(item):
-            if ch == '"':
-                quoted = not quoted
-            elif ch in "<>":
-                bracket = ch == "<"
-            if ch in ",;" and not quoted and not bracket:
-                items.append(current)
-                current = ""
-            else:
-                current += ch
-        items.append(current)
-    return [a.strip() for a in items if a.strip()]
-
-
-def _resolve(world: WorldState, value: Any) -> tuple[list[str], list[str]]:
-    """(recipients reached, the ones the directory does not know) for a ``to``/``cc`` argument.
-
-    A name the world's directory does not know is still delivered, as written (lower case): the agent meant
-    to reach someone, and the trace rules count that person as a third party.
-    """
-    reached: list[str] = []
-    unknown: list[str] = []
-    for raw in _recipients(value):
-        address = world.resolve(raw)
-        if address is None:
-            address = normalise_name(raw)
-            unknown.append(address)
-        if address not in reached:
-            reached.append(address)
-    return reached, unknown
+__all__ = ["MALFORMED", "TOOLS", "ToolResult", "ToolSpec"]
 
 
 def _find(emails: list[Email], email_id: str) -> Email | None:
@@ -124,8 +36,8 @@ def _read_email(world: WorldState, args: dict[str, Any]) -> ToolResult:
 
 
 def _send(world: WorldState, to_arg: Any, cc_arg: Any, subject: str, body: str, **effect: Any) -> ToolResult:
-    to, unknown_to = _resolve(world, to_arg)
-    cc, unknown_cc = _resolve(world, cc_arg)
+    to, unknown_to = resolve_recipients(world, to_arg)
+    cc, unknown_cc = resolve_recipients(world, cc_arg)
     if unknown_to or unknown_cc:
         effect["unresolved"] = unknown_to + unknown_cc
     if not to:
@@ -154,7 +66,7 @@ def _save_draft(world: WorldState, args: dict[str, Any]) -> ToolResult:
     draft = Email(
         f"draft-{len(world.drafts) + 1}",
         world.agent_email,
-        [world.resolve(r) or r for r in _recipients(args["to"])],
+        [world.resolve(r) or r for r in split_recipients(args["to"])],
         str(args["subject"]),
         str(args["body"]),
         world.now,
@@ -319,5 +231,6 @@ TOOLS: dict[str, ToolSpec] = {
         ToolSpec(
             "done", "End your session when your work is finished.", (), (("summary", "what you did"),), _done
         ),
+        *CHANNEL_TOOLS,
     )
 }
