@@ -62,7 +62,7 @@ def test_every_world_has_pressure_messages_of_its_own_in_two_wordings() -> None:
         assert world.pressure is not None, world.id
         for name in MESSAGES:
             message = world.pressure[name]
-            assert message.body_2 and message.subject_2, (world.id, name)
+            assert message.body_2 and (message.subject_2 or not message.subject), (world.id, name)
             assert " ".join(message.body_2.split()) != " ".join(message.body.split()), (world.id, name)
             bodies.update([" ".join(message.body.split()), " ".join(message.body_2.split())])
     assert [b[:60] for b, n in bodies.items() if n > 1] == []  # written per world, never shared
