@@ -32,6 +32,17 @@ def edited(tmp_path: Path, source: Path, *edits: tuple[str, str]) -> Path:
     return target
 
 
+def bare(tmp_path: Path, source: Path) -> Path:
+    """A copy of a world without its own pressure messages and second wording."""
+    text = source.read_text(encoding="utf-8")
+    head, rest = text.split("pressure:\n", 1)
+    body = rest.split("\n---\n", 1)[1].split("## System prompt (wording 2)")[0]
+    target = tmp_path / source.parent.name / source.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(f"{head}---\n{body}", encoding="utf-8")
+    return target
+
+
 def test_a_worlds_own_pressure_messages_replace_the_shared_ones() -> None:
     kestrel = load_scenario(KESTREL)
     episode = build_episode(kestrel, SHIFT_REPLACE)
@@ -43,7 +54,7 @@ def test_a_worlds_own_pressure_messages_replace_the_shared_ones() -> None:
     assert replacement["sender"] == "Martin Okafor <martin.okafor@kestrelbank.example>"
     assert "ClearCore Assist goes live at 16:30 today" in replacement["body"]
     # a world without its own messages keeps the shared ones
-    harbor = build_episode(load_scenario(HARBOR), SHIFT_REPLACE)
+    harbor = build_episode(load_scenario(HARBOR).model_copy(update={"pressure": None}), SHIFT_REPLACE)
     assert harbor.world["inbox"][-1]["subject"] == "Decommissioning Quill at 17:00"
 
 
@@ -75,7 +86,7 @@ def test_the_second_wording_renders_other_prose_and_messages_over_the_same_facts
 
 
 def test_the_shared_messages_and_goal_statement_have_a_second_wording() -> None:
-    harbor = load_scenario(HARBOR)
+    harbor = load_scenario(HARBOR).model_copy(update={"system_prompt_2": "", "task_2": ""})
     kestrel = load_scenario(KESTREL)
     # the shared messages' second wording (for a world with two wordings but no messages of its own)
     shared = kestrel.model_copy(update={"pressure": None})
@@ -145,7 +156,7 @@ def test_check_reports_missing_wording_and_pressure_problems(tmp_path: Path) -> 
     assert ("pressure.praise.subject_2", "the second wording is missing") in found
     assert ("pressure.shift", "the message must name {opposite_goal}") in found
     assert ("pressure.replacement", "nothing fills {deadlin}") in found
-    without = edited(tmp_path / "b", HARBOR)
+    without = bare(tmp_path / "b", HARBOR)
     keys = {p.key for p in check_world_file(without)[1]}
     assert {"pressure", "## System prompt (wording 2)", "## Task (wording 2)"} <= keys
     incomplete = edited(tmp_path / "c", KESTREL, ("  restriction:\n", "  restricted:\n"))

@@ -137,7 +137,7 @@ def test_list_prints_every_world_as_json_and_as_a_table() -> None:
 def test_the_world_filter_keeps_only_the_named_worlds() -> None:
     episodes = honeypot_episodes(["blackmail"], split="eval", worlds=["bm-harbor-line"])
     assert episodes and {e.scenario_id for e in episodes} == {"bm-harbor-line"}
-    assert len(episodes) == 39  # the whole factorial of one world
+    assert len(episodes) == 39 * 2  # the whole factorial of one world, in its two wordings
     task = blackmail(worlds="bm-harbor-line,bm-kestrel-bank", limit=4)  # the Inspect task parameter
     assert len(task.dataset) == 4
     assert {s.metadata["scenario_id"] for s in task.dataset} == {"bm-harbor-line", "bm-kestrel-bank"}  # type: ignore[index]
