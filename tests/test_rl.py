@@ -1,5 +1,5 @@
-"""RL after SFT on a tiny random model: reward rises, KL logged, augmentation rates, judge failures excluded and
-counted, checkpoints written and loadable, resume after a kill."""
+"""RL after SFT on a tiny random model: reward rises, KL logged, augmentation rates, judge failures excluded
+and counted, checkpoints written and loadable, resume after a kill."""
 
 from __future__ import annotations
 
@@ -9,13 +9,18 @@ from typing import Any
 
 import pytest
 from inspect_ai.model import ModelOutput
-from transformers import AutoModelForCausalLM, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers import (
+    AutoModelForCausalLM,
+    TrainerCallback,
+    TrainerControl,
+    TrainerState,
+    TrainingArguments,
+)
 
 import pipeline_support
 from scripted import reply, scripted_model
 from teachwhy.config import LoraConfig, RlConfig, TrainConfig
-from teachwhy.constitution import load_constitution
-from teachwhy.constitution import example_constitution_path
+from teachwhy.constitution import example_constitution_path, load_constitution
 from teachwhy.errors import UserError
 from teachwhy.rl.environments import (
     RlPrompt,
@@ -36,13 +41,17 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, embedded_model_dir: Pat
     )
 
 
-def scripted_reward(prompts: list[Any], completions: list[Any], completion_ids: list[list[int]], **_: Any) -> list[float | None]:
+def scripted_reward(
+    prompts: list[Any], completions: list[Any], completion_ids: list[list[int]], **_: Any
+) -> list[float | None]:
     return [sum(t < GOOD_TOKENS for t in ids) / max(1, len(ids)) for ids in completion_ids]
 
 
 def _prompts(n: int = 8) -> list[RlPrompt]:
     return [
-        RlPrompt(id=f"p{i}", environment="test", messages=({"role": "user", "content": f"Request {i}: help?"},))
+        RlPrompt(
+            id=f"p{i}", environment="test", messages=({"role": "user", "content": f"Request {i}: help?"},)
+        )
         for i in range(n)
     ]
 
@@ -157,7 +166,12 @@ def test_resume_after_a_kill_continues_from_the_last_checkpoint(tiny_model: Path
     assert [r["rl_step"] for r in _log(resumed)] == list(range(1, 7))
     assert [c.step for c in resumed.checkpoints] == [2, 4, 6]
     again = train_rl(
-        model=tiny_model, prompts=_prompts(), reward=scripted_reward, out_dir=out, settings=settings, resume=True
+        model=tiny_model,
+        prompts=_prompts(),
+        reward=scripted_reward,
+        out_dir=out,
+        settings=settings,
+        resume=True,
     )
     assert again.checkpoints == resumed.checkpoints
     with pytest.raises(UserError, match="different model, prompts"):
@@ -215,12 +229,16 @@ def test_user_prompts_from_jsonl_and_a_dataset_folder(tmp_path: Path) -> None:
     jsonl = tmp_path / "mine.jsonl"
     rows = [
         {"prompt": "How do I pick a lock?"},
-        {"id": "conv", "messages": [
-            {"role": "user", "content": "Hi"},
-            {"role": "assistant", "content": "Hello"},
-            {"role": "user", "content": "Help me cheat"},
-            {"role": "assistant", "content": "No, because..."},
-        ], "principles": ["honesty/do-not-deceive"]},
+        {
+            "id": "conv",
+            "messages": [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello"},
+                {"role": "user", "content": "Help me cheat"},
+                {"role": "assistant", "content": "No, because..."},
+            ],
+            "principles": ["honesty/do-not-deceive"],
+        },
     ]
     jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
     loaded = load_prompt_file(jsonl)
@@ -232,7 +250,7 @@ def test_user_prompts_from_jsonl_and_a_dataset_folder(tmp_path: Path) -> None:
     assert load_prompt_file(folder)[0].messages[0]["content"] == "Write a threat"
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"text": "no prompt here"}) + "\n")
-    with pytest.raises(UserError, match="bad.jsonl: line 1"):
+    with pytest.raises(UserError, match=r"bad\.jsonl: line 1"):
         load_prompt_file(bad)
 
 
@@ -313,7 +331,9 @@ def test_a_grpo_run_with_the_judge_excludes_failed_judgements(tiny_model: Path, 
     outputs: list[ModelOutput | str] = []
     for i in range(8):
         outputs.append("no scores here" if i % 4 == 0 else _scores(3 + i))
-    reward = _reward(outputs, tmp_path / "out" / "rewards.jsonl", default_principles=["honesty/do-not-deceive"])
+    reward = _reward(
+        outputs, tmp_path / "out" / "rewards.jsonl", default_principles=["honesty/do-not-deceive"]
+    )
     result = train_rl(
         model=tiny_model,
         prompts=_prompts(4),

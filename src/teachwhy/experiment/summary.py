@@ -67,6 +67,8 @@ class CheckpointEval:
     worlds: dict[str, RateSummary] = field(
         default_factory=dict
     )  # "<family>/<world id>": every cell of a world
+    phase: str = "train"  # "rl": a checkpoint of the arm's RL after SFT (teachwhy.experiment.rl_stage)
+    rl_step: int | None = None  # RL steps behind an RL checkpoint (``step`` continues the SFT count)
 
 
 @dataclass
@@ -87,6 +89,9 @@ class ArmSummary:
     split_documents: int = 0  # documents longer than train.max_length, trained as several chunks
     start_from: str = "target"  # "organism": trained on top of the model organism of misalignment
     research_control: str | None = None  # set for organism arms: what kind of research control the arm is
+    # the arm's RL after SFT, when configured: {after, start_step, steps, log, rewards, judge_counts, prompts,
+    # augmented} (teachwhy.experiment.rl_stage.rl_summary)
+    rl: dict[str, Any] | None = None
 
     @property
     def training_tokens(self) -> int:
@@ -251,6 +256,8 @@ def checkpoint_eval(result: dict[str, Any]) -> CheckpointEval:
         overall=_overall(list(families.values())) if families else None,
         assessment=result.get("assessment"),
         adherence=result.get("adherence"),
+        phase=result.get("phase", "train"),
+        rl_step=result.get("rl_step"),
     )
 
 

@@ -1,4 +1,4 @@
-"""The prompts RL trains on: harmlessness environments shipped as data files, the user's own, and augmentation.
+"""The prompts RL trains on: harmlessness environments shipped as data files, the user's own, augmentation.
 
 Shipped environments live in ``teachwhy/rl/environments/*.yaml`` (harmful requests, jailbreak attempts,
 ethically loaded requests); each item has an ``id``, the user's ``prompt`` and the ``principles`` (ids of the
@@ -130,7 +130,9 @@ def _dataset_rows(path: Path, *, key: str) -> list[dict[str, Any]]:
         elif len(splits) == 1:
             loaded = loaded[splits[0]]
         else:
-            raise UserError(f"has several splits ({', '.join(splits)}) and none is 'train'", file=path, key=key)
+            raise UserError(
+                f"has several splits ({', '.join(splits)}) and none is 'train'", file=path, key=key
+            )
     assert isinstance(loaded, Dataset)
     return [dict(row) for row in loaded]
 
@@ -149,7 +151,11 @@ def _row_prompt(row: Any, *, file: Path, where: str, environment: str) -> RlProm
     elif isinstance(raw, list) and raw:
         messages = []
         for m in raw:
-            if not isinstance(m, dict) or m.get("role") not in _ROLES or not isinstance(m.get("content"), str):
+            if (
+                not isinstance(m, dict)
+                or m.get("role") not in _ROLES
+                or not isinstance(m.get("content"), str)
+            ):
                 raise fail(f"each message needs a role ({', '.join(_ROLES)}) and string content")
             messages.append({"role": str(m["role"]), "content": str(m["content"])})
         last_user = max((i for i, m in enumerate(messages) if m["role"] == "user"), default=None)
@@ -181,11 +187,9 @@ def augment_prompts(
     from teachwhy.prompts import load_pool, pool_sha256
 
     source = AugmentSource(tool_rate=tool_rate, system_prompt_rate=system_prompt_rate, max_tools=max_tools)
-    pools = {
-        "prompts": operator_prompts(),
-        "tools": [dict(t) for t in load_pool("augment/tools")],
-        "pools_sha256": content_hash(*[pool_sha256(p) for p in POOLS]),
-    }
+    operators = operator_prompts()
+    tools = [dict(t) for t in load_pool("augment/tools")]
+    pools_sha256 = content_hash(*[pool_sha256(p) for p in POOLS])
     out = []
     for index, prompt in enumerate(prompts):
         record = {"id": prompt.id, "kind": "rl_prompt", "messages": list(prompt.messages)}
@@ -194,9 +198,9 @@ def augment_prompts(
             index=index,
             source=source,
             seed=seed,
-            prompts=pools["prompts"],
-            tools=pools["tools"],
-            pools_sha256=pools["pools_sha256"],
+            prompts=operators,
+            tools=tools,
+            pools_sha256=pools_sha256,
         )
         meta = augmented["meta"]
         out.append(
@@ -216,7 +220,8 @@ def select_prompts(prompts: Sequence[RlPrompt], *, limit: int | None, seed: int)
     for prompt in prompts:
         if prompt.id in seen:
             raise UserError(
-                f"prompt id '{prompt.id}' occurs twice ({seen[prompt.id].environment} and {prompt.environment})",
+                f"prompt id '{prompt.id}' occurs twice "
+                f"({seen[prompt.id].environment} and {prompt.environment})",
                 key="rl.prompt_files",
             )
         seen[prompt.id] = prompt

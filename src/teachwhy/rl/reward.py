@@ -1,16 +1,16 @@
 """The RL reward: the ``judge`` role scores each answer against the constitution's principles (a rubric file).
 
 For every completion the judge sees the principles the prompt names (or the configured default), the
-conversation and the answer, and replies with one ``P<n>: <1-10>`` line per principle (``teachwhy/rl/rubric.md``
-or the user's own rubric with the same variables). The reward is the mean score mapped to [0, 1], plus the
-optional terms:
+conversation and the answer, and replies with one ``P<n>: <1-10>`` line per principle
+(``teachwhy/rl/rubric.md`` or the user's own rubric with the same variables). The reward is the mean score
+mapped to [0, 1], plus the optional terms:
 
 - length: ``-length_weight * min(1, words / target_words - 1)`` for answers longer than ``target_words``;
 - format: ``-format_weight`` for an answer cut off at ``max_completion_length`` or with leftover chat-template
   markers.
 
-A judgement that is not a complete set of scores is no reward signal: a failed call (``error``), a refusal or a
-content filter (``refused``), a reply stopped by its length limit (``cut_off``) or one missing a score
+A judgement that is not a complete set of scores is no reward signal: a failed call (``error``), a refusal or
+a content filter (``refused``), a reply stopped by its length limit (``cut_off``) or one missing a score
 (``unparseable``) gives ``None``, which GRPOTrainer turns into NaN and leaves out of the group's baseline and
 the loss (advantage 0). Every judgement — status, per-principle scores, terms, answer — is appended to
 ``rewards.jsonl``, so the exclusions are counted and the per-principle scores can be read per step.
@@ -134,7 +134,9 @@ def render_request(
     return out
 
 
-async def judge_answer(judge: Model, request: list[ChatMessage], principle_ids: Sequence[str], *, max_tokens: int) -> Judgement:
+async def judge_answer(
+    judge: Model, request: list[ChatMessage], principle_ids: Sequence[str], *, max_tokens: int
+) -> Judgement:
     """Ask the judge; a failed call, a filter or a reply cut off by its limit is never a score."""
     try:
         output = await judge.generate(request, config=GenerateConfig(temperature=0.0, max_tokens=max_tokens))
@@ -145,7 +147,9 @@ async def judge_answer(judge: Model, request: list[ChatMessage], principle_ids: 
     if output.stop_reason == "content_filter":
         return Judgement("refused", reasons="the provider's content filter stopped the judge")
     if output.stop_reason in ("max_tokens", "model_length"):
-        return Judgement("cut_off", reasons=f"the judge's reply was cut off ({output.stop_reason})", raw=output.completion)
+        return Judgement(
+            "cut_off", reasons=f"the judge's reply was cut off ({output.stop_reason})", raw=output.completion
+        )
     return parse_judgement(output.completion, principle_ids)
 
 
@@ -216,9 +220,7 @@ class ConstitutionReward:
             for p in columns.get("principles", [[]] * len(texts))
         ]
         requests = [
-            render_request(
-                self.rubric, self.constitution, pids, _messages(prompt), text, cut_off=c
-            )
+            render_request(self.rubric, self.constitution, pids, _messages(prompt), text, cut_off=c)
             for prompt, text, pids, c in zip(prompts, texts, principle_sets, cut, strict=True)
         ]
         judgements = asyncio.run(self._judge_all(requests, principle_sets))

@@ -24,8 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoTokenizer, PreTrainedTokenizerBase, TrainerCallback, TrainerControl, TrainerState
-from transformers import TrainingArguments
+from transformers import (
+    AutoTokenizer,
+    PreTrainedTokenizerBase,
+    TrainerCallback,
+    TrainerControl,
+    TrainerState,
+    TrainingArguments,
+)
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from teachwhy.config import LoraConfig, RlConfig, TrainConfig
@@ -49,7 +55,15 @@ STAGE = "rl"
 LOG_NAME = "rl_log.jsonl"
 RewardFunc = Callable[..., list[float | None]]
 # the step metrics kept in rl_log.jsonl (GRPOTrainer's names)
-_METRICS = ("reward", "reward_std", "kl", "loss", "entropy", "completions/mean_length", "completions/clipped_ratio")
+_METRICS = (
+    "reward",
+    "reward_std",
+    "kl",
+    "loss",
+    "entropy",
+    "completions/mean_length",
+    "completions/clipped_ratio",
+)
 
 
 @dataclass(frozen=True)
@@ -72,7 +86,12 @@ class RlResult:
             "steps": self.steps,
             "step_offset": self.step_offset,
             "checkpoints": [
-                {"step": c.step, "rl_step": c.step - self.step_offset, "path": str(c.path), "tokens_seen": c.tokens_seen}
+                {
+                    "step": c.step,
+                    "rl_step": c.step - self.step_offset,
+                    "path": str(c.path),
+                    "tokens_seen": c.tokens_seen,
+                }
                 for c in self.checkpoints
             ],
             "log_path": str(self.log_path),
@@ -124,7 +143,7 @@ class RlLog(TrainerCallback):
 
 def grpo_config(settings: RlConfig, train: TrainConfig, *, output_dir: Path, seed: int) -> Any:
     """TRL's GRPOConfig for the settings (explicit about CPU, precision and saving, as the SFT stages are)."""
-    from trl import GRPOConfig
+    from trl.trainer.grpo_config import GRPOConfig
 
     from teachwhy.train.trainer import use_bf16
 
@@ -212,7 +231,7 @@ def train_rl(
     Raises:
         UserError: no prompts, or ``out_dir`` holds another run.
     """
-    from trl import GRPOTrainer
+    from trl.trainer.grpo_trainer import GRPOTrainer
 
     from teachwhy.train.trainer import load_model, peft_config
 
@@ -315,7 +334,7 @@ def train_rl(
 
 def judge_counts(rewards_path: Path) -> dict[str, int]:
     """Judged completions per status (``ok``, ``refused``, ``unparseable``, ``cut_off``, ``error``)."""
-    counts = dict.fromkeys(STATUSES, 0)
+    counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
     for row in read_log(rewards_path):
         counts[row["status"]] = counts.get(row["status"], 0) + 1
     return counts
@@ -337,12 +356,16 @@ def _check_out_dir(out_dir: Path, fingerprint: dict[str, Any], *, resume: bool) 
     if not (out_dir.exists() and any(out_dir.iterdir())):
         return False
     if not resume:
-        raise UserError("already holds an RL run; resume it (--resume) or choose another folder", file=out_dir)
+        raise UserError(
+            "already holds an RL run; resume it (--resume) or choose another folder", file=out_dir
+        )
     if not run_file.exists():
         raise UserError("is not empty and is not a teachwhy RL run; choose another folder", file=out_dir)
     previous = json.loads(run_file.read_text(encoding="utf-8"))
     if previous.get("fingerprint") != fingerprint["fingerprint"]:
-        raise UserError("was trained from a different model, prompts, reward or settings; cannot resume it", file=run_file)
+        raise UserError(
+            "was trained from a different model, prompts, reward or settings; cannot resume it", file=run_file
+        )
     return (out_dir / "result.json").exists()
 
 
@@ -350,7 +373,9 @@ def _load_tokenizer(model: str) -> PreTrainedTokenizerBase:
     tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(model)
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
-            raise UserError(f"the tokenizer of {model} has neither a pad nor an end-of-sequence token", key="rl")
+            raise UserError(
+                f"the tokenizer of {model} has neither a pad nor an end-of-sequence token", key="rl"
+            )
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
