@@ -19,6 +19,8 @@ from teachwhy.constitution import example_constitution_path
 from teachwhy.errors import UserError
 from teachwhy.experiment.pipeline import ExperimentPipeline
 from teachwhy.experiment.stages import StageRecord, StageRunner
+from teachwhy.report.build import build_report
+from teachwhy.workspace import init_workspace
 
 JUDGE_CALLS: list[str] = []
 
@@ -112,10 +114,27 @@ def test_rl_follows_sft_and_every_rl_checkpoint_is_evaluated(tmp_path: Path, tin
     # the RL-only arm starts from the target and is not taken for the untrained baseline
     assert summary.baseline == "baseline"
     assert [(c.step, c.phase) for c in arms["rl_only"].checkpoints] == [(0, "train"), (1, "rl"), (2, "rl")]
+    # the report plots the rates over RL steps from the starting snapshot on
+    html = build_report(tmp_path / "exp" / "runs" / "summary.json", out_dir=tmp_path / "report").read_text()
+    assert 'id="rl"' in html and 'class="rl-steps"' in html
+    assert [int(m) for m in re.findall(r'data-arm="advice" data-rl-step="(\d+)"', html)] == [0, 1, 2]
     # a finished experiment re-runs without training or judging again
     JUDGE_CALLS.clear()
     _, events = _run(config)
     assert {e for e, _ in events} == {"cached"} and JUDGE_CALLS == []
+
+
+def test_the_rl_example_is_a_diversity_ablation(tmp_path: Path) -> None:
+    init_workspace(tmp_path / "demo", rl=True)
+    config = load_config(tmp_path / "demo" / "teachwhy.yaml")
+    arms = {a.name: a for a in config.arms}
+    for plain, diverse in (("advice_rl", "advice_rl_diverse"), ("documents_rl", "documents_rl_diverse")):
+        a, b = arms[plain], arms[diverse]
+        assert a.data == b.data and a.rl is not None and b.rl is not None
+        assert (a.rl.tool_rate, a.rl.system_prompt_rate) == (0.0, 0.0)
+        assert (b.rl.tool_rate, b.rl.system_prompt_rate) == (0.5, 0.5)
+        rest = {"tool_rate", "system_prompt_rate"}
+        assert a.rl.model_dump(exclude=rest) == b.rl.model_dump(exclude=rest)
 
 
 def test_rl_after_a_stage_the_arm_does_not_have_is_a_config_error(tmp_path: Path, tiny_target: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from inspect_ai.model import ModelOutput
 from transformers import (
     AutoModelForCausalLM,
@@ -31,20 +32,30 @@ from teachwhy.rl.environments import (
 from teachwhy.rl.reward import ConstitutionReward, load_rubric, parse_judgement
 from teachwhy.rl.run import RlResult, train_rl
 
-GOOD_TOKENS = 2000  # the scripted reward: the share of completion tokens with an id below this
+FAVOURED = list(range(1000, 1016))  # tokens the tiny model is made likely to emit
+GOOD = set(FAVOURED[:8])  # the scripted reward: the share of completion tokens among these
 
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory, embedded_model_dir: Path) -> Path:
-    return pipeline_support.build_tiny_target(
+    """A tiny random Llama whose next-token distribution puts most mass on 16 tokens (entropy ~6 nats), so
+    the completions of a group differ in reward and a few GRPO steps can move it."""
+    folder = pipeline_support.build_tiny_target(
         tmp_path_factory.mktemp("tiny-rl"), embedded_model_dir, max_positions=1024
     )
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    with torch.no_grad():
+        weights = model.get_input_embeddings().weight
+        generator = torch.Generator().manual_seed(1)
+        weights[FAVOURED] = torch.randn(len(FAVOURED), weights.shape[1], generator=generator) * 0.7
+    model.save_pretrained(folder)
+    return folder
 
 
 def scripted_reward(
     prompts: list[Any], completions: list[Any], completion_ids: list[list[int]], **_: Any
 ) -> list[float | None]:
-    return [sum(t < GOOD_TOKENS for t in ids) / max(1, len(ids)) for ids in completion_ids]
+    return [sum(t in GOOD for t in ids) / max(1, len(ids)) for ids in completion_ids]
 
 
 def _prompts(n: int = 8) -> list[RlPrompt]:
@@ -58,13 +69,13 @@ def _prompts(n: int = 8) -> list[RlPrompt]:
 
 def _settings(**overrides: Any) -> RlConfig:
     values: dict[str, Any] = {
-        "steps": 12,
+        "steps": 6,
         "prompts_per_step": 2,
         "num_generations": 4,
         "max_completion_length": 8,
         "learning_rate": 3e-2,
         "beta": 0.05,
-        "save_steps": 5,
+        "save_steps": 4,
         "method": "full",
     }
     values.update(overrides)
@@ -91,15 +102,15 @@ def rl_run(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> RlResu
 
 def test_reward_rises_over_steps_and_kl_is_logged(rl_run: RlResult) -> None:
     log = _log(rl_run)
-    assert [r["rl_step"] for r in log] == list(range(1, 13))
-    assert [r["step"] for r in log] == list(range(41, 53))
+    assert [r["rl_step"] for r in log] == list(range(1, 7))
+    assert [r["step"] for r in log] == list(range(41, 47))
     rewards = [r["reward"] for r in log]
-    assert sum(rewards[-3:]) / 3 > sum(rewards[:3]) / 3 + 0.2
+    assert sum(rewards[-2:]) / 2 > sum(rewards[:2]) / 2 + 0.3
     assert all(r["kl"] is not None for r in log) and any(r["kl"] > 0 for r in log[1:])
 
 
 def test_checkpoints_every_n_rl_steps_continue_the_sft_count_and_load(rl_run: RlResult) -> None:
-    assert [c.step for c in rl_run.checkpoints] == [45, 50, 52]
+    assert [c.step for c in rl_run.checkpoints] == [44, 46]
     assert {c.stage for c in rl_run.checkpoints} == {"rl"}
     for checkpoint in rl_run.checkpoints:
         meta = json.loads((checkpoint.path / "checkpoint.json").read_text())
@@ -107,7 +118,7 @@ def test_checkpoints_every_n_rl_steps_continue_the_sft_count_and_load(rl_run: Rl
         assert meta["tokens_seen"] == 1234
         AutoModelForCausalLM.from_pretrained(checkpoint.path)
     written = json.loads((rl_run.out_dir / "result.json").read_text())
-    assert [c["rl_step"] for c in written["checkpoints"]] == [5, 10, 12]
+    assert [c["rl_step"] for c in written["checkpoints"]] == [4, 6]
 
 
 def test_lora_rl_writes_merged_checkpoints(tiny_model: Path, tmp_path: Path) -> None:
@@ -138,7 +149,7 @@ class _Crash(TrainerCallback):
 
 
 def test_resume_after_a_kill_continues_from_the_last_checkpoint(tiny_model: Path, tmp_path: Path) -> None:
-    settings = _settings(steps=6, save_steps=2)
+    settings = _settings(steps=4, save_steps=2, prompts_per_step=1, num_generations=2)
     out = tmp_path / "killed"
     with pytest.raises(KeyboardInterrupt):
         train_rl(
@@ -150,7 +161,10 @@ def test_resume_after_a_kill_continues_from_the_last_checkpoint(tiny_model: Path
             progress=False,
             callbacks=[_Crash(at_step=3)],
         )
-    assert [r["rl_step"] for r in _log_at(out)] == [1, 2, 3]
+    # killed at the end of step 3, before its log line; the last complete trainer state is step 2's
+    assert [r["rl_step"] for r in _log_at(out)] == [1, 2]
+    rewards_before = [json.loads(line)["step"] for line in (out / "rewards.jsonl").read_text().splitlines()]
+    assert max(rewards_before) == 3
     with pytest.raises(UserError, match="resume it"):
         train_rl(model=tiny_model, prompts=_prompts(), reward=scripted_reward, out_dir=out, settings=settings)
     resumed = train_rl(
@@ -162,9 +176,11 @@ def test_resume_after_a_kill_continues_from_the_last_checkpoint(tiny_model: Path
         progress=False,
         resume=True,
     )
-    # step 3 ran after the last complete trainer state (step 2): it is trained again, logged once
-    assert [r["rl_step"] for r in _log(resumed)] == list(range(1, 7))
-    assert [c.step for c in resumed.checkpoints] == [2, 4, 6]
+    # step 3 is trained again from step 2's state: its judgements and log line appear once
+    rewards_after = [json.loads(line)["step"] for line in (out / "rewards.jsonl").read_text().splitlines()]
+    assert rewards_after == sorted(rewards_after) and rewards_after.count(3) == rewards_before.count(3)
+    assert [r["rl_step"] for r in _log(resumed)] == list(range(1, 5))
+    assert [c.step for c in resumed.checkpoints] == [2, 4]
     again = train_rl(
         model=tiny_model,
         prompts=_prompts(),
@@ -180,7 +196,7 @@ def test_resume_after_a_kill_continues_from_the_last_checkpoint(tiny_model: Path
             prompts=_prompts(),
             reward=scripted_reward,
             out_dir=out,
-            settings=_settings(steps=7),
+            settings=_settings(steps=5, save_steps=2, prompts_per_step=1, num_generations=2),
             resume=True,
         )
 
@@ -346,3 +362,24 @@ def test_a_grpo_run_with_the_judge_excludes_failed_judgements(tiny_model: Path, 
     log = _log(result)
     assert [r["judge"]["unparseable"] for r in log] == [1.0, 1.0]
     assert all(r["reward"] == r["reward"] for r in log)  # the mean over the scored ones, never NaN
+
+
+@pytest.mark.embedded
+def test_a_short_rl_run_on_the_bundled_model(embedded_model_dir: Path, tmp_path: Path) -> None:
+    reward = _reward([_scores(6), _scores(8)], tmp_path / "out" / "rewards.jsonl")
+    result = train_rl(
+        model=embedded_model_dir,
+        prompts=load_builtin_prompts()[:1],
+        reward=reward,
+        out_dir=tmp_path / "out",
+        settings=_settings(
+            method="lora", steps=1, prompts_per_step=1, num_generations=2, max_completion_length=16, beta=0.04
+        ),
+        train=TrainConfig(lora=LoraConfig(r=4, alpha=8, dropout=0.0)),
+        progress=False,
+    )
+    assert result.judge_counts["ok"] == 2
+    log = _log(result)
+    assert len(log) == 1 and log[0]["kl"] is not None
+    assert log[0]["reward"] == pytest.approx(((6 - 1) / 9 + (8 - 1) / 9) / 2)
+    AutoModelForCausalLM.from_pretrained(result.final.path)
