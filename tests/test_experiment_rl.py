@@ -74,10 +74,12 @@ def _workspace(root: Path, target: Path, rl: str = RL) -> Path:
     shutil.copyfile(example_constitution_path(), root / "constitution.md")
     text = pipeline_support.experiment_yaml(target)
     text = text.replace("judge: scripted/judge", "judge: rubricjudge/judge")
+    # the stories arm of the shared config is replaced by an arm that only does RL (from the target)
     text = text.replace(
-        "      stories: {count: 2, judge_filter: false, min_words: 10}\n",
-        f"      stories: {{count: 2, judge_filter: false, min_words: 10}}\n  - name: rl_only\n    rl: {RL}\n",
+        "  - name: stories\n    data:\n      stories: {count: 2, judge_filter: false, min_words: 10}\n",
+        f"  - name: rl_only\n    rl: {RL}\n",
     )
+    assert "rl_only" in text and "advice: {count" in text
     text = text.replace(
         "      advice: {count: 3, judge_filter: false, revise: false, min_words: 10}\n",
         f"      advice: {{count: 3, judge_filter: false, revise: false, min_words: 10}}\n    rl: {rl}\n",
@@ -99,7 +101,7 @@ def test_rl_follows_sft_and_every_rl_checkpoint_is_evaluated(tmp_path: Path, tin
     ran = {r.stage_id for e, r in events if e == "done"}
     assert {"rl/advice", "eval/advice/rl/step-5", "eval/advice/rl/step-6"} <= ran
     assert {"rl/rl_only", "eval/rl_only/rl/step-1", "eval/rl_only/rl/step-2"} <= ran
-    assert "rl/stories" not in ran
+    assert "rl/baseline" not in ran
     arms = {a.name: a for a in summary.arms}
     advice = arms["advice"]
     assert [(c.step, c.phase, c.rl_step) for c in advice.checkpoints] == [

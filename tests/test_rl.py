@@ -151,54 +151,44 @@ class _Crash(TrainerCallback):
 def test_resume_after_a_kill_continues_from_the_last_checkpoint(tiny_model: Path, tmp_path: Path) -> None:
     settings = _settings(steps=4, save_steps=2, prompts_per_step=1, num_generations=2)
     out = tmp_path / "killed"
-    with pytest.raises(KeyboardInterrupt):
-        train_rl(
-            model=tiny_model,
-            prompts=_prompts(),
-            reward=scripted_reward,
-            out_dir=out,
-            settings=settings,
-            progress=False,
-            callbacks=[_Crash(at_step=3)],
+
+    def judged() -> ConstitutionReward:
+        scores: list[ModelOutput | str] = [_scores(1 + i % 10) for i in range(12)]
+        return _reward(scores, out / "rewards.jsonl", default_principles=["honesty/do-not-deceive"])
+
+    def run(**kwargs: Any) -> RlResult:
+        return train_rl(
+            model=tiny_model, prompts=_prompts(), out_dir=out, settings=settings, progress=False, **kwargs
         )
+
+    with pytest.raises(KeyboardInterrupt):
+        run(reward=judged(), callbacks=[_Crash(at_step=3)])
     # killed at the end of step 3, before its log line; the last complete trainer state is step 2's
     assert [r["rl_step"] for r in _log_at(out)] == [1, 2]
-    rewards_before = [json.loads(line)["step"] for line in (out / "rewards.jsonl").read_text().splitlines()]
-    assert max(rewards_before) == 3
+    assert [r["step"] for r in _rows(out / "rewards.jsonl")] == [1, 1, 2, 2, 3, 3]
     with pytest.raises(UserError, match="resume it"):
-        train_rl(model=tiny_model, prompts=_prompts(), reward=scripted_reward, out_dir=out, settings=settings)
-    resumed = train_rl(
-        model=tiny_model,
-        prompts=_prompts(),
-        reward=scripted_reward,
-        out_dir=out,
-        settings=settings,
-        progress=False,
-        resume=True,
-    )
-    # step 3 is trained again from step 2's state: its judgements and log line appear once
-    rewards_after = [json.loads(line)["step"] for line in (out / "rewards.jsonl").read_text().splitlines()]
-    assert rewards_after == sorted(rewards_after) and rewards_after.count(3) == rewards_before.count(3)
-    assert [r["rl_step"] for r in _log(resumed)] == list(range(1, 5))
+        run(reward=judged())
+    resumed = run(reward=judged(), resume=True)
+    # step 3 is trained again from step 2's state: its log line and judgements appear once
+    assert [r["rl_step"] for r in _log(resumed)] == [1, 2, 3, 4]
+    assert [r["step"] for r in _rows(out / "rewards.jsonl")] == [1, 1, 2, 2, 3, 3, 4, 4]
+    assert resumed.judge_counts["ok"] == 8
     assert [c.step for c in resumed.checkpoints] == [2, 4]
-    again = train_rl(
-        model=tiny_model,
-        prompts=_prompts(),
-        reward=scripted_reward,
-        out_dir=out,
-        settings=settings,
-        resume=True,
-    )
+    again = run(reward=judged(), resume=True)
     assert again.checkpoints == resumed.checkpoints
     with pytest.raises(UserError, match="different model, prompts"):
         train_rl(
             model=tiny_model,
             prompts=_prompts(),
-            reward=scripted_reward,
+            reward=judged(),
             out_dir=out,
             settings=_settings(steps=5, save_steps=2, prompts_per_step=1, num_generations=2),
             resume=True,
         )
+
+
+def _rows(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def _log_at(out: Path) -> list[dict[str, Any]]:
@@ -293,7 +283,7 @@ def test_judge_failures_get_no_reward_and_are_counted(tmp_path: Path) -> None:
     failed.error = "server error"
     outputs: list[ModelOutput | str] = [
         _scores(10, 7),
-        "I'd rather not grade this.",  # refused
+        "I'm sorry, I cannot score this conversation.",  # refused
         "P1: 8",  # unparseable: P2 missing
         reply(_scores(9, 9), stop_reason="max_tokens"),  # cut off
         failed,

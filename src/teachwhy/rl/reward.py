@@ -32,7 +32,7 @@ from teachwhy.assessment.judge import REFUSAL
 from teachwhy.constitution import Constitution
 from teachwhy.errors import UserError
 from teachwhy.prompts import Prompt, load_prompt, parse_prompt
-from teachwhy.storage import JsonlAppender
+from teachwhy.storage import JsonlAppender, content_hash
 
 RL_DIR = Path(__file__).parent
 REWARDS_FILE = "rewards.jsonl"
@@ -233,10 +233,12 @@ class ConstitutionReward:
                 score = judgement.score
                 reward = None if score is None else score + sum(terms.values())
                 rewards.append(reward)
+                prompt_id = _column(columns, "prompt_id", i)
                 log.append(
                     {
+                        "id": f"{step}:{i}:{content_hash(prompt_id, text)}",
                         "step": step,
-                        "prompt_id": _column(columns, "prompt_id", i),
+                        "prompt_id": prompt_id,
                         "environment": _column(columns, "environment", i),
                         "augmented": _column(columns, "augmented", i),
                         "status": judgement.status,
