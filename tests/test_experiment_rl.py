@@ -141,5 +141,7 @@ def test_the_rl_example_is_a_diversity_ablation(tmp_path: Path) -> None:
 
 def test_rl_after_a_stage_the_arm_does_not_have_is_a_config_error(tmp_path: Path, tiny_target: Path) -> None:
     config = _workspace(tmp_path / "exp", tiny_target, rl="{after: sft, steps: 1}")
+    # checked before any stage runs: nothing is generated or trained
     with pytest.raises(UserError, match=r"arms\.advice\.rl\.after.*names no training stage"):
         _run(config)
+    assert not (tmp_path / "exp" / "runs" / "stages").exists()

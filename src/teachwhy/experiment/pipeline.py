@@ -113,6 +113,9 @@ class ExperimentPipeline:
         self._organism_result: dict[str, Any] | None = None
         self.eval_display = eval_display  # Inspect's display for evaluation stages ("rich", "plain", "none")
         self.constitution: Constitution = load_constitution(config.constitution_path)
+        from teachwhy.experiment.rl_stage import check_rl_arms
+
+        check_rl_arms(config)
         self._data_hash = package_data_hash("prompts", "data", "evals")
         self._eval_hash = package_data_hash("evals")
 

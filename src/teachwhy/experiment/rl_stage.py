@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from teachwhy.config import ArmConfig
+from teachwhy.config import ArmConfig, ExperimentConfig
 from teachwhy.errors import UserError
 from teachwhy.experiment.stages import StageContext
 from teachwhy.storage import content_hash, file_hash
@@ -30,25 +30,34 @@ if TYPE_CHECKING:
 RL_PHASE = "rl"
 
 
-def _start_stage(pipeline: ExperimentPipeline, arm: ArmConfig) -> str | None:
-    """The training stage RL starts after (``None``: the arm has no data and starts from its base model)."""
+def start_stage(config: ExperimentConfig, arm: ArmConfig) -> str | None:
+    """The training stage RL starts after (``None``: the arm has no data and starts from its base model).
+
+    Raises:
+        UserError: ``rl.after`` names no training stage of the arm, or the arm has no data to train on.
+    """
     assert arm.rl is not None
     key = f"arms.{arm.name}.rl.after"
     if not arm.data.sources():
         if arm.rl.after is not None:
             raise UserError(
-                "an arm without data has no training stage to start after",
-                file=pipeline.config.source,
-                key=key,
+                "an arm without data has no training stage to start after", file=config.source, key=key
             )
         return None
-    stages = [s.name for s in pipeline.config.train_for(arm).stages]
+    stages = [s.name for s in config.train_for(arm).stages]
     after = arm.rl.after or stages[-1]
     if after not in stages:
         raise UserError(
-            f"names no training stage of the arm ({', '.join(stages)})", file=pipeline.config.source, key=key
+            f"names no training stage of the arm ({', '.join(stages)})", file=config.source, key=key
         )
     return after
+
+
+def check_rl_arms(config: ExperimentConfig) -> None:
+    """Check every arm's ``rl.after`` before any stage runs (a typo fails at once, not after training)."""
+    for arm in config.arms:
+        if arm.rl is not None:
+            start_stage(config, arm)
 
 
 def _inputs_hash(pipeline: ExperimentPipeline, arm: ArmConfig) -> dict[str, Any]:
@@ -101,7 +110,7 @@ def rl_stage(
     assert arm.rl is not None
     settings = arm.rl
     config = pipeline.config
-    after_stage = _start_stage(pipeline, arm)
+    after_stage = start_stage(config, arm)
     inputs = _inputs_hash(pipeline, arm)
     inputs["after"] = after_stage
     after: list[dict[str, Any] | None] = []
