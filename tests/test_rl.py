@@ -356,10 +356,12 @@ def test_a_grpo_run_with_the_judge_excludes_failed_judgements(tiny_model: Path, 
 
 @pytest.mark.embedded
 def test_a_short_rl_run_on_the_bundled_model(embedded_model_dir: Path, tmp_path: Path) -> None:
-    reward = _reward([_scores(6), _scores(8)], tmp_path / "out" / "rewards.jsonl")
+    prompt = load_builtin_prompts()[0]
+    assert len(prompt.principles) == 3
+    reward = _reward([_scores(6, 6, 6), _scores(8, 8, 8)], tmp_path / "out" / "rewards.jsonl")
     result = train_rl(
         model=embedded_model_dir,
-        prompts=load_builtin_prompts()[:1],
+        prompts=[prompt],
         reward=reward,
         out_dir=tmp_path / "out",
         settings=_settings(
