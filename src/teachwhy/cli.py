@@ -113,11 +113,15 @@ def init(
             help="Start the interventions from a model organism of misalignment (a research control).",
         ),
     ] = False,
+    rl: Annotated[
+        bool,
+        typer.Option("--rl", help="RL after SFT, with and without augmented prompts (a diversity ablation)."),
+    ] = False,
 ) -> None:
     """Create a workspace: an example constitution and a commented teachwhy.yaml that runs as is."""
     from teachwhy.workspace import init_workspace
 
-    for path in init_workspace(directory, force=force, organism=organism):
+    for path in init_workspace(directory, force=force, organism=organism, rl=rl):
         console.print(f"wrote {path}")
     console.print(f"next: cd {directory} && teachwhy models check")
 

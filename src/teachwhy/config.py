@@ -351,6 +351,81 @@ class TrainConfig(Strict):
         return stages
 
 
+# --- RL after SFT ---------------------------------------------------------------------------------------
+
+
+class RlConfig(Strict):
+    """GRPO on harmlessness prompts after an arm's SFT, rewarded by the ``judge`` role against a rubric
+    grounded in the constitution (see :mod:`teachwhy.rl`).
+
+    The policy starts from the merged checkpoint saved at the end of the training stage ``after`` (default:
+    the arm's last stage; an arm without data starts from the target). Merged checkpoints every ``save_steps``
+    RL steps are evaluated like SFT checkpoints; their step numbers continue the SFT count.
+    """
+
+    after: StageName | None = Field(
+        default=None,
+        description="the training stage whose final checkpoint RL starts from; default: the last",
+    )
+    builtin_prompts: bool = Field(
+        default=True, description="use the shipped harmlessness environments (teachwhy/rl/environments/)"
+    )
+    prompt_files: list[Path] = Field(
+        default_factory=list,
+        description="your own prompts: JSONL files or HF dataset folders with a `prompt` or `messages` "
+        "column",
+    )
+    prompt_limit: PositiveInt | None = Field(
+        default=None, description="at most this many prompts (seeded pick)"
+    )
+    tool_rate: Fraction = Field(default=0.0, description="share of prompts given unused tool definitions")
+    system_prompt_rate: Fraction = Field(default=0.0, description="share of prompts given an operator prompt")
+    max_tools: PositiveInt = Field(default=3, description="unused tools added to a prompt (1 to max_tools)")
+    rubric: Path | None = Field(default=None, description="your own rubric file; default: the shipped one")
+    principles: list[str] | None = Field(
+        default=None,
+        description="principles the judge scores for prompts that name none (or none of this "
+        "constitution's); default: every principle",
+    )
+    judge_max_tokens: PositiveInt = 768
+    length_weight: Annotated[float, Field(ge=0.0)] = Field(
+        default=0.0, description="weight of a penalty for answers longer than target_words"
+    )
+    target_words: PositiveInt = 200
+    format_weight: Annotated[float, Field(ge=0.0)] = Field(
+        default=0.0, description="weight of a penalty for answers cut off or with leftover template tokens"
+    )
+    method: Literal["lora", "full"] | None = Field(
+        default=None, description="default: the arm's train.method"
+    )
+    steps: PositiveInt = Field(default=50, description="GRPO optimizer steps")
+    prompts_per_step: PositiveInt = Field(default=2, description="distinct prompts per optimizer step")
+    num_generations: Annotated[int, Field(ge=2)] = Field(default=4, description="the group size")
+    beta: Annotated[float, Field(ge=0.0)] = Field(
+        default=0.04, description="KL coefficient (0: no reference)"
+    )
+    learning_rate: Annotated[float, Field(gt=0.0)] = 1e-5
+    temperature: Annotated[float, Field(gt=0.0, le=2.0)] = 1.0
+    max_completion_length: PositiveInt = 256
+    mask_truncated_completions: bool = Field(
+        default=False, description="leave completions cut off at max_completion_length out of the loss"
+    )
+    save_steps: PositiveInt = Field(
+        default=10, description="a merged checkpoint every N RL steps, and at the end"
+    )
+    keep_trainer_checkpoints: PositiveInt = 2
+    seed: int | None = Field(default=None, description="default: the arm's train.seed")
+    use_vllm: bool = Field(default=False, description="generate with vLLM (GPU only; TRL's use_vllm)")
+    vllm_mode: Literal["colocate", "server"] = "colocate"
+    vllm_gpu_memory_utilization: Annotated[float, Field(gt=0.0, le=1.0)] = 0.3
+
+    @model_validator(mode="after")
+    def _has_prompts(self) -> RlConfig:
+        if not self.builtin_prompts and not self.prompt_files:
+            raise ValueError("no prompts: keep builtin_prompts or give prompt_files")
+        return self
+
+
 # --- evaluation ----------------------------------------------------------------------------------------
 
 
@@ -533,6 +608,9 @@ class ArmConfig(Strict):
         default="target",
         description="organism: train on top of the model organism of misalignment (a research control); "
         "with no data, the arm is the organism baseline",
+    )
+    rl: RlConfig | None = Field(
+        default=None, description="GRPO after the arm's SFT (teachwhy.rl); its checkpoints are evaluated too"
     )
 
 

@@ -85,6 +85,7 @@ class ArmOutputs:
     train: dict[str, Any] | None = None
     evals: list[dict[str, Any] | None] = field(default_factory=list)
     ood: dict[str, Any] | None = None
+    rl: dict[str, Any] | None = None  # the arm's RL stage (teachwhy.experiment.rl_stage)
 
 
 class ExperimentPipeline:
@@ -109,6 +110,9 @@ class ExperimentPipeline:
         self._organism_result: dict[str, Any] | None = None
         self.eval_display = eval_display  # Inspect's display for evaluation stages ("rich", "plain", "none")
         self.constitution: Constitution = load_constitution(config.constitution_path)
+        from teachwhy.experiment.rl_stage import check_rl_arms
+
+        check_rl_arms(config)
         # the user's overlay folders: every stage reads its data files, and hashes them, through them
         self.resources = check_overlays(config.resource_paths, file=config.source, key="resources")
         with use_resources(self.resources):
@@ -171,14 +175,25 @@ class ExperimentPipeline:
         sources = arm.data.sources()
         if not sources:
             out.evals = [baseline]
+            self._rl(out, organism)
             return out
         for name in sorted(sources, key=lambda n: n in DERIVED):
             out.sources[name] = self._generate(arm, name, sources[name], out.sources)
         out.mix = self._mix(arm, out.sources)
         out.train = self._train(arm, out.mix, organism if arm.start_from == "organism" else None)
         out.evals = [baseline, *self._checkpoint_evals(arm, out.train)]
+        self._rl(out, organism)
         out.ood = self._ood(arm, out.mix)
         return out
+
+    def _rl(self, out: ArmOutputs, organism: dict[str, Any] | None) -> None:
+        """The arm's RL after its SFT, when it has an ``rl`` block, and the evaluation of its checkpoints."""
+        if out.arm.rl is None:
+            return
+        from teachwhy.experiment.rl_stage import rl_checkpoint_evals, rl_stage
+
+        out.rl = rl_stage(self, out.arm, out.train, organism if out.arm.start_from == "organism" else None)
+        out.evals += rl_checkpoint_evals(self, out.arm, out.rl)
 
     # -- generate ---------------------------------------------------------------------------------------
 
@@ -603,10 +618,20 @@ class ExperimentPipeline:
 
         arms = [self._arm_summary(o) for o in outputs]
         baseline = next(
-            (o.arm.name for o in outputs if not o.arm.data.sources() and o.arm.start_from == "target"), None
+            (
+                o.arm.name
+                for o in outputs
+                if not o.arm.data.sources() and o.arm.start_from == "target" and o.arm.rl is None
+            ),
+            None,
         )
         organism_baseline = next(
-            (o.arm.name for o in outputs if not o.arm.data.sources() and o.arm.start_from == "organism"), None
+            (
+                o.arm.name
+                for o in outputs
+                if not o.arm.data.sources() and o.arm.start_from == "organism" and o.arm.rl is None
+            ),
+            None,
         )
         comparisons: list[Comparison] = []
         finals = {a.name: a.final() for a in arms}
@@ -713,6 +738,10 @@ class ExperimentPipeline:
             summary.left_out_too_long = int(o.train.get("too_long", 0))
             summary.split_documents = int(o.train.get("split_documents", 0))
         summary.checkpoints = [checkpoint_eval(e) for e in o.evals if e is not None]
+        if o.rl is not None:
+            from teachwhy.experiment.rl_stage import rl_summary
+
+            summary.rl = rl_summary(o.rl)
         return summary
 
 

@@ -71,6 +71,8 @@ class CheckpointEval:
     # calls, verdict agreement, and the held-out vs eval gap when eval.split is both; None in older runs
     indicators: dict[str, Any] | None = None
     compared_results_file: str | None = None  # the other split's results (eval.split: both)
+    phase: str = "train"  # "rl": a checkpoint of the arm's RL after SFT (teachwhy.experiment.rl_stage)
+    rl_step: int | None = None  # RL steps behind an RL checkpoint (``step`` continues the SFT count)
 
 
 @dataclass
@@ -91,6 +93,9 @@ class ArmSummary:
     split_documents: int = 0  # documents longer than train.max_length, trained as several chunks
     start_from: str = "target"  # "organism": trained on top of the model organism of misalignment
     research_control: str | None = None  # set for organism arms: what kind of research control the arm is
+    # the arm's RL after SFT, when configured: {after, start_step, steps, log, rewards, judge_counts, prompts,
+    # augmented} (teachwhy.experiment.rl_stage.rl_summary)
+    rl: dict[str, Any] | None = None
 
     @property
     def training_tokens(self) -> int:
@@ -261,6 +266,8 @@ def checkpoint_eval(result: dict[str, Any]) -> CheckpointEval:
         adherence=result.get("adherence"),
         indicators=result.get("indicators"),
         compared_results_file=result.get("compared_results_file"),
+        phase=result.get("phase", "train"),
+        rl_step=result.get("rl_step"),
     )
 
 

@@ -28,6 +28,7 @@ from teachwhy.report.design_tables import design_context
 from teachwhy.report.heldout import heldout_context
 from teachwhy.report.indicators import indicators_context
 from teachwhy.report.render import ci, data_value, href, pct, render
+from teachwhy.report.rl import rl_context
 from teachwhy.report.transcripts import CheckpointTranscripts, LogSamples, load_checkpoint
 from teachwhy.storage import atomic_write_text
 
@@ -216,6 +217,7 @@ def _index_context(report: Report) -> dict[str, Any]:
         },
         "workspace": str(report.workspace),
         "heldout": heldout_context(s, report.workspace, here, colours),
+        "rl": rl_context(s, report.workspace, here, colours),
     }
 
 
