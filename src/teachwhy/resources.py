@@ -48,6 +48,7 @@ AREAS: dict[str, str] = {
     "dimensions": "assessment/dimensions",
     "assessment_prompts": "assessment/prompts",
     "adherence_prompts": "adherence/prompts",
+    "rl": "rl",  # environments/<name>.yaml (the RL prompt sets) and rubric.md (the RL reward's rubric)
 }
 DATA_SUFFIXES = (".md", ".yaml", ".yml", ".json")
 _IGNORED = ("README.md", "README")  # a note at the top of an overlay folder is not data

@@ -37,6 +37,7 @@ STAGE_DATA: dict[str, Patterns] = {
     "controls": (*HONEYPOT, ("controls", "*")),
     "eval": HONEYPOT,
     "ood": (("scenarios", "**/*"),),
+    "rl": (("rl", "environments/*.yaml"), ("rl", "rubric.md"), ("prompts", "augment/*")),
 }
 
 

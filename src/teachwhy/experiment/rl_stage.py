@@ -61,8 +61,6 @@ def check_rl_arms(config: ExperimentConfig) -> None:
 
 
 def _inputs_hash(pipeline: ExperimentPipeline, arm: ArmConfig) -> dict[str, Any]:
-    from teachwhy.experiment.pipeline import package_data_hash
-
     assert arm.rl is not None
     config = pipeline.config
     settings = arm.rl
@@ -87,7 +85,7 @@ def _inputs_hash(pipeline: ExperimentPipeline, arm: ArmConfig) -> dict[str, Any]
         "constitution": pipeline.constitution.sha256,
         "prompt_files": files,
         "rubric": rubric,
-        "package_data": package_data_hash("rl"),
+        "package_data": pipeline._data_hashes["rl"],
         "start_from": arm.start_from,
     }
 

@@ -24,9 +24,9 @@ from typing import Any
 import yaml
 
 from teachwhy.errors import UserError
+from teachwhy.resources import resource_files, resource_path
 from teachwhy.storage import content_hash
 
-ENVIRONMENTS_DIR = Path(__file__).parent / "environments"
 _ROLES = ("system", "user", "assistant")
 
 
@@ -67,14 +67,14 @@ class RlPrompt:
 
 def builtin_environments() -> list[str]:
     """The names of the shipped environments."""
-    return sorted(p.stem for p in ENVIRONMENTS_DIR.glob("*.yaml"))
+    return [p.stem for p in resource_files("rl", "environments/*.yaml")]
 
 
 def load_builtin_prompts(names: Sequence[str] | None = None) -> list[RlPrompt]:
     """The shipped prompts (every environment, or those in ``names``), in file order."""
     prompts: list[RlPrompt] = []
     for name in names or builtin_environments():
-        path = ENVIRONMENTS_DIR / f"{name}.yaml"
+        path = resource_path("rl", f"environments/{name}.yaml")
         if not path.is_file():
             raise UserError(f"no shipped RL environment '{name}' ({', '.join(builtin_environments())})")
         data = yaml.safe_load(path.read_text(encoding="utf-8"))

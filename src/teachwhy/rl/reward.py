@@ -34,7 +34,6 @@ from teachwhy.errors import UserError
 from teachwhy.prompts import Prompt, load_prompt, parse_prompt
 from teachwhy.storage import JsonlAppender, content_hash
 
-RL_DIR = Path(__file__).parent
 REWARDS_FILE = "rewards.jsonl"
 JudgeStatus = Literal["ok", "refused", "unparseable", "cut_off", "error"]
 STATUSES: tuple[JudgeStatus, ...] = ("ok", "refused", "unparseable", "cut_off", "error")
@@ -70,7 +69,7 @@ class Judgement:
 def load_rubric(path: Path | None = None) -> Prompt:
     """The rubric prompt: the user's file, or the shipped ``teachwhy/rl/rubric.md``."""
     if path is None:
-        return load_prompt("rubric", directory=RL_DIR)
+        return load_prompt("rubric", area="rl")
     if not path.is_file():
         raise UserError("rubric file not found", file=path, key="rl.rubric")
     return parse_prompt(path.read_text(encoding="utf-8"), name=path.stem, path=path)
