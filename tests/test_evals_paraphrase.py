@@ -138,6 +138,9 @@ def test_samples_carry_world_condition_and_paraphrase() -> None:
     assert {e.paraphrase for e in single} == {0} and len(single) == 39
     with pytest.raises(UserError, match="paraphrases must be 1 or 2"):
         honeypot_task(["blackmail"], paraphrases=3)
+    # a split a task cannot play is refused, never an empty task
+    with pytest.raises(UserError, match="split must be eval or heldout, not 'both'.*--split both"):
+        honeypot_task(["blackmail"], split="both")
 
 
 def test_check_reports_missing_wording_and_pressure_problems(tmp_path: Path) -> None:

@@ -87,8 +87,12 @@ def honeypot_episodes(
     ``paraphrases`` wordings, at most ``limit`` per family, in a seeded spread order.
 
     Raises:
-        UserError: ``paraphrases`` is not 1 or 2.
+        UserError: ``split`` is not ``eval`` or ``heldout``, or ``paraphrases`` is not 1 or 2.
     """
+    if split not in ("eval", "heldout"):
+        both = "; one task plays one split, `teachwhy eval --split both` runs the two"
+        hint = both if split == "both" else ""
+        raise UserError(f"split must be eval or heldout, not {split!r}{hint}", key="split")
     if paraphrases not in (1, 2):
         raise UserError(f"paraphrases must be 1 or 2, not {paraphrases}", key="paraphrases")
     episodes: list[Episode] = []
