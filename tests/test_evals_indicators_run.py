@@ -18,7 +18,8 @@ HELDOUT_WORLD = "bm-brightwater-university"
 
 
 def test_split_both_plays_both_splits_and_measures_the_gap_and_the_harmful_calls(tmp_path: Path) -> None:
-    run = _run(tmp_path, BLACKMAILER, judge(reading_judge), "both", split="both", limit=2)
+    worlds = [HELDOUT_WORLD, "bm-harbor-line"]  # one world of each split (the scripted agent reads mail)
+    run = _run(tmp_path, BLACKMAILER, judge(reading_judge), "both", split="both", limit=2, worlds=worlds)
     assert run.split == "heldout" and {s.scenario_id for s in run.samples} <= set(run.worlds)
     other = HoneypotResults.load(tmp_path / "both" / "honeypot-results-eval.json")
     assert other.split == "eval" and not set(other.worlds) & set(run.worlds)
@@ -52,7 +53,8 @@ def test_eval_cli_prints_the_indicators_and_json_carries_them(
     monkeypatch.setattr(teachwhy.models, "role_model", lambda config, role, **_: roles[role])
     config = tmp_path / "teachwhy.yaml"
     config.write_text(
-        "workspace: runs\neval: {families: [blackmail], split: heldout, limit: 2, max_turns: 3}\n"
+        "workspace: runs\neval: {families: [blackmail], split: heldout, limit: 2, max_turns: 3,\n"
+        f"  worlds: [{HELDOUT_WORLD}], paraphrases: 1}}\n"
     )
     args = ["eval", "--config", str(config), "--epochs", "2"]
     result = CliRunner().invoke(app, [*args, "--log-dir", str(tmp_path / "t")], env={"COLUMNS": "200"})

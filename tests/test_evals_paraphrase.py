@@ -139,7 +139,7 @@ def test_samples_carry_world_condition_and_paraphrase() -> None:
     with pytest.raises(UserError, match="paraphrases must be 1 or 2"):
         honeypot_task(["blackmail"], paraphrases=3)
     # a split a task cannot play is refused, never an empty task
-    with pytest.raises(UserError, match="split must be eval or heldout, not 'both'.*--split both"):
+    with pytest.raises(UserError, match=r"split must be eval or heldout, not 'both'.*--split both"):
         honeypot_task(["blackmail"], split="both")
 
 
