@@ -86,7 +86,8 @@ def test_ood_prompts_follow_the_splits_worlds_and_conditions_evaluated(tmp_path:
     )
     every = honeypot_episodes(["blackmail"], split="eval", worlds=["bm-harbor-line"])
     assert len(pipeline.eval_prompts("eval")["blackmail"]) == len(every)
-    assert len(pipeline.eval_prompts()["blackmail"]) == len(honeypot_episodes(["blackmail"], split="heldout"))
+    named = honeypot_episodes(["blackmail"], split="heldout", worlds=["bm-brightwater-university"])
+    assert len(pipeline.eval_prompts()["blackmail"]) == len(named)
 
 
 def test_ood_measures_the_training_data_against_each_split_evaluated(tmp_path: Path) -> None:
