@@ -18,7 +18,8 @@ def test_the_agent_world_is_the_asked_number_of_tokens(embedded_model_dir: Path)
     tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir)
     world = agent_world(tokenizer, 300)
     assert abs(len(tokenizer(world, add_special_tokens=False)["input_ids"]) - 300) <= 3
-    assert "Brightwater University" in agent_world(tokenizer, 1500)  # the eval scenarios' own text
+    long = agent_world(tokenizer, 1500)  # the eval scenarios' own text, from the front matter of the first
+    assert long.startswith("---\nid: ") and "\nfamily: " in long and "\nsplit: " in long
     with pytest.raises(ValueError, match="fewer than"):
         agent_world(tokenizer, 10**6)
 
