@@ -263,7 +263,8 @@ def test_teachwhy_run_evaluates_the_overlay_world_and_generates_with_the_overlay
     write_prompt(root / "mine")
     config = pipeline_support.experiment_yaml(tiny_target).split("arms:")[0]
     config = config.replace("max_steps: 4", "max_steps: 2")
-    config = config.replace("policy: rule,", "policy: rule, checkpoints: last,")
+    # the held-out split has other blackmail worlds too: the run names the user's
+    config = config.replace("policy: rule,", f"policy: rule, checkpoints: last, worlds: [{USER_WORLD}],")
     config += "resources: [mine]\narms:\n  - name: baseline\n  - name: stories\n"
     config += "    data: {stories: {count: 2, judge_filter: false, min_words: 10}}\n"
     (root / "teachwhy.yaml").write_text(config)
