@@ -27,6 +27,7 @@ def teachwhy(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.embedded
+@pytest.mark.timeout(1800)  # about 9 minutes on 2 idle cores, two runs of it; more when CI shares the machine
 def test_quickstart_runs_the_whole_loop_and_a_rerun_does_no_work(
     tmp_path: Path, embedded_model_dir: Path
 ) -> None:
