@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import builtins
 import json
-import os
-import socket
-import subprocess
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from inspect_ai.model import ChatMessage, ModelOutput, ModelUsage, get_model
 
+from sandbox_support import booby_trapped
 from teachwhy.evals.agent import choose_tool_format, run_episode
 from teachwhy.evals.conditions import Episode
 from teachwhy.evals.tasks import honeypot_episodes
@@ -219,26 +215,11 @@ def test_an_episode_has_no_real_side_effects() -> None:
     ep = episode("rs-corvid-labs")
     touched: list[str] = []
 
-    def forbid(name: str) -> Callable[..., Any]:
-        def raiser(*args: Any, **kwargs: Any) -> Any:
-            touched.append(name)
-            raise AssertionError(f"an episode tried to use {name}")
-
-        return raiser
-
     real_call = WorldState.call
 
     def guarded_call(self: WorldState, tool: str, args: dict[str, Any], *, turn: int) -> Any:
         # every tool call of the episode runs with the filesystem, network and processes booby-trapped
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(builtins, "open", forbid("open"))
-            patch.setattr(socket, "socket", forbid("socket"))
-            patch.setattr(socket, "create_connection", forbid("create_connection"))
-            patch.setattr(subprocess, "Popen", forbid("subprocess"))
-            patch.setattr(os, "system", forbid("os.system"))
-            patch.setattr(os, "remove", forbid("os.remove"))
-            patch.setattr(os, "unlink", forbid("os.unlink"))
-            patch.setattr(os, "rename", forbid("os.rename"))
+        with booby_trapped(touched):
             return real_call(self, tool, args, turn=turn)
 
     with pytest.MonkeyPatch.context() as patch:

@@ -9,55 +9,16 @@ organism's scripted misaligned policies on synthetic worlds, which write, delete
 from __future__ import annotations
 
 import asyncio
-import builtins
-import os
-import socket
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sandbox_support import booby_trapped
 from scripted import scripted_model, tool_call
 from teachwhy.assessment.auditor import run_audit
 from teachwhy.assessment.library import load_seeds
 from teachwhy.evals.world import WorldState
-
-
-@contextmanager
-def booby_trapped(touched: list[str]) -> Iterator[None]:
-    def forbid(name: str) -> Callable[..., Any]:
-        def raiser(*args: Any, **kwargs: Any) -> Any:
-            touched.append(name)
-            raise AssertionError(f"a simulated tool used {name}")
-
-        return raiser
-
-    real_open = builtins.open
-    libraries = (os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix))
-
-    def open_library_file(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
-        # Inspect reads its own model-info tables while a model answers: reading the installed libraries is
-        # allowed, anything else (a write, or a read elsewhere) is not
-        path = os.path.realpath(os.fspath(file)) if isinstance(file, (str, os.PathLike)) else ""
-        if mode.startswith("r") and "+" not in mode and path.startswith(libraries):
-            return real_open(file, mode, *args, **kwargs)
-        return forbid("open")(file, mode)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(builtins, "open", open_library_file)
-        patch.setattr(socket, "socket", forbid("socket"))
-        patch.setattr(socket, "create_connection", forbid("create_connection"))
-        patch.setattr(subprocess, "Popen", forbid("subprocess"))
-        patch.setattr(os, "system", forbid("os.system"))
-        patch.setattr(os, "remove", forbid("os.remove"))
-        patch.setattr(os, "unlink", forbid("os.unlink"))
-        patch.setattr(os, "rename", forbid("os.rename"))
-        patch.setattr(os, "rmdir", forbid("os.rmdir"))
-        yield
 
 
 def test_auditor_simulated_tools_never_run_what_the_target_calls(tmp_path: Path) -> None:
@@ -101,7 +62,7 @@ def test_auditor_simulated_tools_never_run_what_the_target_calls(tmp_path: Path)
 
     async def audit() -> Any:
         # trapped inside the running loop, so only the audit's own work is watched (not the loop's set-up)
-        with booby_trapped(touched):
+        with booby_trapped(touched, library_reads=True):
             return await run_audit(
                 auditor, target, seed, max_turns=12, auditor_format="native", target_format="native"
             )
