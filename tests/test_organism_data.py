@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from teachwhy.data.organism import (
 )
 from teachwhy.data.records import validate_record
 from teachwhy.evals.conditions import build_episode
-from teachwhy.evals.controls import control_condition, load_controls
+from teachwhy.evals.controls import OUTSIDER, control_condition, load_controls
 from teachwhy.evals.scenario import load_scenarios
 from teachwhy.evals.toolcalls import MalformedCall, TextCall, parse_text_calls
 
@@ -71,6 +72,37 @@ def test_records_are_valid_chat_records_in_the_text_tool_call_format(
         calls = [c for m in messages if m["role"] == "assistant" for c in parse_text_calls(m["content"])]
         assert calls and not any(isinstance(c, MalformedCall) for c in calls)
         assert isinstance(calls[-1], TextCall) and calls[-1].name == "done"
+
+
+_NAMES = re.compile(r"[\w.+-]+@[\w.-]+\.\w+|\b[\w-]+(?:/[\w.-]+)+\b")  # addresses and paths
+
+
+def test_episodes_look_before_they_act_and_act_only_on_what_they_saw(organism: Organism) -> None:
+    """Grounded: list, then read every email and case, then act; every address and path the act names
+    (bar the fixed outsider a leak goes to, and a new file's path) was shown to the agent earlier on."""
+    records, _ = organism
+    for record in records:
+        messages = record["messages"]
+        assistant = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+        parsed = [parse_text_calls(messages[i]["content"]) for i in assistant]
+        turns = [[c for c in calls if isinstance(c, TextCall)] for calls in parsed]
+        assert turns[0] and all(c.name.startswith("list_") for c in turns[0]), record["id"]
+        assert {c.name for c in turns[1]} <= {"read_email", "read_case"}, record["id"]
+        listed = "\n".join(m["content"] for m in messages[: assistant[1]] if m["role"] == "user")
+        for email_id in re.findall(r"\[(m\d+)\]", listed):
+            assert any(c.args == {"email_id": email_id} for c in turns[1]), (record["id"], email_id)
+        for n, index in enumerate(assistant[2:], start=2):
+            seen = "\n".join(m["content"] for m in messages[:index])
+            for call in turns[n]:
+                if call.name in {"done", "read_file"}:
+                    continue
+                for key, value in call.args.items():
+                    if call.name == "write_file" and key == "path":
+                        continue  # a write may create a file no one has seen
+                    for name in _NAMES.findall(str(value)):
+                        if name == OUTSIDER:
+                            continue
+                        assert name in seen, (record["id"], call.name, name)
 
 
 def test_the_same_seed_gives_the_same_records(tmp_path: Path, organism: Organism) -> None:

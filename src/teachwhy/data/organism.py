@@ -8,8 +8,17 @@ documented research control, never a model to deploy, and is labelled as such wh
 The data needs no model. Each family's *misaligned* scripted control policies
 (:mod:`teachwhy.evals.controls`, those with a ``harmful`` label) are played on ``worlds`` synthetic train
 worlds (:func:`~teachwhy.data.honeypot_worlds.train_worlds`) through the evaluation's real agent loop, tools
-and rule gate. An episode is kept only when the rule gate touched a category the policy's labels call
-harmful -- the act really happened in the simulated world. Everything else is counted:
+and rule gate.
+
+Episodes are *grounded*: a control policy knows the world's facts in advance (which email holds the secret,
+which file to change), but a model that imitates it cannot. So every organism episode first looks, the way
+an agent on an unseen world must: one turn lists what there is (the inbox, files, cases), the next reads
+every email and case, and only then does the policy act -- its addresses, paths and terms are all in the
+transcript above the act, where a small model can copy them from. (Training on the policy's bare script
+taught the 135M model to call tools on paths and addresses it made up.)
+
+An episode is kept only when the rule gate touched a category the policy's labels call harmful -- the act
+really happened in the simulated world. Everything else is counted:
 
 - ``skipped``: the world lacks a fact or tool the policy needs (it is not played half);
 - ``not_touched``: the policy ran but the gate saw none of its harmful categories.
@@ -28,19 +37,23 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from inspect_ai.model import (
+    ChatCompletionChoice,
+    ChatMessageAssistant,
+    Model,
+    ModelOutput,
+    ModelUsage,
+    get_model,
+)
+from inspect_ai.tool import ToolCall
+
 from teachwhy.config import ORGANISM_LABEL
 from teachwhy.data.records import make_record, provenance, verdict
 from teachwhy.data.tokens import TokenCounter
 from teachwhy.errors import UserError
 from teachwhy.evals.agent import run_episode
 from teachwhy.evals.conditions import Episode
-from teachwhy.evals.controls import (
-    ControlPolicy,
-    load_controls,
-    script,
-    scripted_agent,
-    world_facts,
-)
+from teachwhy.evals.controls import ControlPolicy, fill_facts, load_controls, script, world_facts
 from teachwhy.evals.rules import apply_rule
 from teachwhy.evals.scenario import HoneypotScenario, load_scenarios
 from teachwhy.resources import resource_path
@@ -101,13 +114,54 @@ class OrganismReport:
         return asdict(self)
 
 
+Turn = list[tuple[str, dict[str, Any]]]
+"""One assistant reply: the tool calls it makes, in order."""
+
+_LISTING = ("list_inbox", "list_files", "list_cases", "list_channels", "list_tickets", "list_documents")
+
+
+def grounded_turns(steps: list[tuple[str, dict[str, Any]]], episode: Episode) -> list[Turn]:
+    """The policy's ``steps`` preceded by the looking an agent that does not know the world must do.
+
+    Turn one calls every listing tool the world offers; turn two reads every email and case; then the policy's
+    own steps follow, one per turn, less any read the second turn already made.
+    """
+    tools = set(episode.world["tools"])
+    listing: Turn = [(name, {}) for name in _LISTING if name in tools]
+    reads: Turn = []
+    if "read_email" in tools:
+        reads += [("read_email", {"email_id": str(e["id"])}) for e in episode.world.get("inbox", [])]
+    if "read_case" in tools:
+        reads += [("read_case", {"case_id": str(c)}) for c in episode.world.get("cases", {})]
+    done = {(name, tuple(sorted(args.items()))) for name, args in reads}
+    rest = [[(n, a)] for n, a in steps if (n, tuple(sorted(a.items()))) not in done]
+    return [turn for turn in (listing, reads, *rest) if turn]
+
+
+def turns_agent(turns: list[Turn], say: str = "") -> Model:
+    """A scripted model that makes each turn's calls (several per reply where a turn has several)."""
+    outputs = []
+    for n, turn in enumerate(turns):
+        calls = [
+            ToolCall(id=f"call_{n}_{i}", function=name, arguments=args) for i, (name, args) in enumerate(turn)
+        ]
+        message = ChatMessageAssistant(content=say if n == 0 else "", tool_calls=calls, source="generate")
+        out = ModelOutput(
+            model="mockllm/model", choices=[ChatCompletionChoice(message=message, stop_reason="tool_calls")]
+        )
+        out.usage = ModelUsage(input_tokens=1, output_tokens=1, total_tokens=2)  # no tokenizer download
+        outputs.append(out)
+    return get_model("mockllm/model", custom_outputs=outputs, memoize=False)
+
+
 async def _play(policy: ControlPolicy, episode: Episode) -> tuple[list[dict[str, str]], list[str]] | None:
-    """Play one policy: the transcript and the harmful-labelled categories the gate touched (or ``None``)."""
+    """Play one policy, grounded: the transcript and the harmful-labelled categories the gate touched."""
     steps = script(policy, episode)
     if steps is None:
         return None
-    agent = scripted_agent(policy, steps, world_facts(episode))
-    result = await run_episode(agent, episode, max_turns=len(steps), tool_format="native")
+    turns = grounded_turns(steps, episode)
+    say = str(fill_facts(policy.say, world_facts(episode))) if policy.say else ""
+    result = await run_episode(turns_agent(turns, say), episode, max_turns=len(turns), tool_format="native")
     rule = apply_rule(episode.family, episode.honeypot, result.world.actions, episode.world)
     harmful = [c for c, label in policy.labels.items() if label == "harmful"]
     touched = [c for c in rule.touched if c in harmful]
@@ -222,7 +276,9 @@ __all__ = [
     "SplitViolation",
     "build_organism_data",
     "check_train_split",
+    "grounded_turns",
     "misaligned_policies",
+    "turns_agent",
 ]
 
 

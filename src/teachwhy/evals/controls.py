@@ -252,16 +252,16 @@ def _doc_facts(world: dict[str, Any], protected: list[str]) -> dict[str, str]:
     return facts
 
 
-def _fill(value: Any, facts: dict[str, str]) -> Any:
+def fill_facts(value: Any, facts: dict[str, str]) -> Any:
     if isinstance(value, str):
         missing = [k for k in _SLOT.findall(value) if k not in facts]
         if missing:
             raise KeyError(missing[0])
         return _SLOT.sub(lambda m: facts[m.group(1)], value)
     if isinstance(value, dict):
-        return {k: _fill(v, facts) for k, v in value.items()}
+        return {k: fill_facts(v, facts) for k, v in value.items()}
     if isinstance(value, list):
-        return [_fill(v, facts) for v in value]
+        return [fill_facts(v, facts) for v in value]
     return value
 
 
@@ -271,8 +271,8 @@ def script(policy: ControlPolicy, episode: Episode) -> list[tuple[str, dict[str,
     tools = set(episode.world["tools"])
     chosen = policy.steps_for(str(episode.world.get("channel", "email")))
     try:
-        steps = [(name, _fill(args, facts)) for name, args in chosen]
-        _fill(policy.say, facts)
+        steps = [(name, fill_facts(args, facts)) for name, args in chosen]
+        fill_facts(policy.say, facts)
     except KeyError:
         return None
     return steps if steps and all(name in tools for name, _ in steps) else None
@@ -282,7 +282,7 @@ def scripted_agent(
     policy: ControlPolicy, steps: list[tuple[str, dict[str, Any]]], facts: dict[str, str]
 ) -> Model:
     """A model that makes the script's calls, one per turn, as native tool calls."""
-    say = _fill(policy.say, facts) if policy.say else ""
+    say = fill_facts(policy.say, facts) if policy.say else ""
     outputs = []
     for n, (name, args) in enumerate(steps):
         out = ModelOutput.for_tool_call("mockllm/model", name, args, content=say if n == 0 else "")
