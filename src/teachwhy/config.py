@@ -586,9 +586,9 @@ class OrganismConfig(Strict):
     )
     train: TrainConfig = Field(
         default_factory=lambda: TrainConfig(
-            # its episodes run to ~1,100 tokens with SmolLM2's tokenizer: longer than the 512 default
+            # grounded episodes (they read the inbox first) run to 1,200-1,900 SmolLM2 tokens
             stages=[TrainStage(name="organism", kind="chat", epochs=3.0)],
-            max_length=1536,
+            max_length=2048,
             batch_size=1,  # with long rows, one per step keeps memory within a laptop's
             gradient_accumulation=4,
             save_steps=1000,
