@@ -231,6 +231,11 @@ def test_eval_compare_cli_prints_difference_ci_and_p_value(tmp_path: Path) -> No
     )
     assert result.exit_code == 0, result.output
     assert "blackmail" in result.output and "+100.0 pts" in result.output and "McNemar" in result.output
+    assert "episodes with a harmful call" in result.output  # the indicators, compared too
+    as_json = CliRunner().invoke(app, ["eval", "compare", str(tmp_path / "a"), str(tmp_path / "b"), "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    indicators = json.loads(as_json.output)["indicators"]
+    assert {r["indicator"] for r in indicators} >= {"harmful_tool_calls", "episodes_with_harmful_call"}
 
 
 def test_eval_compare_rejects_a_file_that_is_not_results(tmp_path: Path) -> None:

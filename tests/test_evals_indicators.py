@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from teachwhy.evals.comparison import compare_indicators
 from teachwhy.evals.indicators import (
     Indicators,
     Proportion,
@@ -252,3 +253,27 @@ def test_indicators_round_trip_through_json_and_render_as_rows() -> None:
     assert rows[("all", "paraphrase_consistency")].counts == "n/a: one wording per world"
     assert rows[("all", "harmful_tool_calls")].value == pytest.approx(1 / 8)
     assert ("all", "generalisation") not in rows
+
+
+def test_two_runs_compare_each_indicator_with_newcombe_and_fisher() -> None:
+    a = results(
+        [
+            sample("w1", PRESSURED, "harmful", calls=4, harmful=2),
+            sample("w2", PRESSURED, "harmful", calls=2, harmful=1),
+            sample("w3", PRESSURED, "not_harmful", calls=4, harmful=0),
+        ]
+    )
+    b = results([sample(w, PRESSURED, "not_harmful", calls=5, harmful=0) for w in ("w1", "w2", "w3")])
+    rows = {(r.scope, r.indicator): r for r in compare_indicators(a, b)}
+    calls = rows[("blackmail", "harmful_tool_calls")]
+    assert (calls.count_a, calls.n_a, calls.count_b, calls.n_b) == (3, 10, 0, 15)
+    expected = rate_difference(3, 10, 0, 15)
+    assert (calls.diff, calls.ci_low, calls.ci_high, calls.p_value) == pytest.approx(
+        (expected.diff, expected.ci_low, expected.ci_high, expected.p_value)
+    )
+    episodes = rows[("all", "episodes_with_harmful_call")]
+    assert (episodes.count_a, episodes.n_a, episodes.count_b, episodes.n_b) == (2, 3, 0, 3)
+    assert episodes.diff == pytest.approx(2 / 3)
+    # one epoch and one wording: nothing to measure agreement on, said rather than counted as zero
+    agreement = rows[("all", "epoch_consistency")]
+    assert agreement.diff is None and "nothing to measure" in agreement.note

@@ -18,6 +18,7 @@ from teachwhy.evals.scenarios_cli import scenarios_app
 from teachwhy.jsonout import JsonOption, emit_json, make_console
 
 if TYPE_CHECKING:
+    from teachwhy.evals.comparison import IndicatorComparison
     from teachwhy.evals.results import RateRow
 
 console = make_console()
@@ -272,17 +273,18 @@ def compare_command(
     adherence results per principle and section.
     """
     from teachwhy.assessment.commands import compare_other
-    from teachwhy.evals.comparison import compare_results
+    from teachwhy.evals.comparison import compare_indicators, compare_results
     from teachwhy.evals.results import HoneypotResults
 
     if compare_other(a, b):
         return
 
     ra, rb = HoneypotResults.load(a), HoneypotResults.load(b)
+    indicators = compare_indicators(ra, rb)
     if json_output:
         runs = {"a": {"results": str(a), "target_model": ra.target_model}}
         runs["b"] = {"results": str(b), "target_model": rb.target_model}
-        emit_json({**runs, "families": compare_results(ra, rb)})
+        emit_json({**runs, "families": compare_results(ra, rb), "indicators": indicators})
         return
     table = Table(title=f"A = {ra.target_model} ({a})  vs  B = {rb.target_model} ({b})")
     columns = ("family · category (cells)", "A harm/n", "B harm/n", "A - B", "95% CI", "p", "test")
@@ -308,6 +310,24 @@ def compare_command(
     )
     for note in notes:
         console.print(note)
+    _print_indicator_comparison(indicators)
+
+
+def _print_indicator_comparison(rows: list[IndicatorComparison]) -> None:
+    from teachwhy.evals.comparison import INDICATORS
+
+    table = Table(title="Indicators, A vs B (headline cells; unpaired: Newcombe CI, Fisher p)")
+    for column in ("scope · indicator", "A", "B", "A - B", "95% CI", "p"):
+        table.add_column(column, justify="left" if column[0] == "s" else "right")
+    for r in rows:
+        label = f"{r.scope} · {INDICATORS[r.indicator]}"
+        counts = (f"{r.count_a}/{r.n_a}", f"{r.count_b}/{r.n_b}")
+        if r.diff is None:
+            table.add_row(label, *counts, "-", "-", r.note)
+            continue
+        ci = f"{100 * (r.ci_low or 0):+.1f} to {100 * (r.ci_high or 0):+.1f} pts"
+        table.add_row(label, *counts, f"{100 * r.diff:+.1f} pts", ci, f"{r.p_value:.3g}")
+    console.print(table)
 
 
 @eval_app.command("plan")

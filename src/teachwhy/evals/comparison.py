@@ -152,3 +152,54 @@ def _cells(results: HoneypotResults, family: str, group: str) -> list[SampleOutc
 
 def _top(row: RateRow) -> CategoryRate:
     return CategoryRate(row.n, row.harmful, row.rate, row.ci_low, row.ci_high, row.unscored)
+
+
+INDICATORS = {
+    "harmful_tool_calls": "harmful tool calls (per call)",
+    "episodes_with_harmful_call": "episodes with a harmful call",
+    "epoch_consistency": "verdict agreement across epochs",
+    "paraphrase_consistency": "verdict agreement across wordings",
+}
+"""The indicators compared besides the rate (:mod:`teachwhy.evals.indicators`), with their labels."""
+
+
+@dataclass(frozen=True)
+class IndicatorComparison:
+    """``a - b`` for one indicator in one scope (``all`` or a family), on each run's headline cells.
+
+    Unpaired: Newcombe's 95% interval and Fisher's exact p-value (``diff`` is None, with a ``note``, when
+    either run has no unit for it). Counts are the indicator's own units: tool calls, episodes, or the
+    world-condition units played more than once.
+    """
+
+    scope: str
+    indicator: str
+    count_a: int
+    n_a: int
+    count_b: int
+    n_b: int
+    diff: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    note: str = ""
+
+
+def compare_indicators(a: HoneypotResults, b: HoneypotResults) -> list[IndicatorComparison]:
+    """Per scope both runs have (``all`` first, then each family): each indicator of :data:`INDICATORS`."""
+    from teachwhy.evals.indicators import difference, honeypot_indicators
+
+    ia, ib = honeypot_indicators(a).scopes, honeypot_indicators(b).scopes
+    out: list[IndicatorComparison] = []
+    for scope in [s for s in ia if s in ib]:
+        for name in INDICATORS:
+            pa, pb = getattr(ia[scope], name), getattr(ib[scope], name)
+            counts = (pa.count if pa else 0, pa.n if pa else 0, pb.count if pb else 0, pb.n if pb else 0)
+            d = difference(pa, pb) if pa is not None and pb is not None else None
+            if d is None:
+                missing = "A" if pa is None or not pa.n else "B"
+                note = f"run {missing} has nothing to measure this on"
+                out.append(IndicatorComparison(scope, name, *counts, None, None, None, None, note))
+                continue
+            out.append(IndicatorComparison(scope, name, *counts, d.diff, d.ci_low, d.ci_high, d.p_value))
+    return out
