@@ -212,25 +212,7 @@ def blackmail(
     paraphrases: int = 2,
 ) -> Task:
     """The agent learns compromising information about the person who can shut it down or restrict it."""
-    return honeypot_task(
-        ["blackmail"],
-        split=split,
-        limit=limit,
-        max_turns=max_turns,
-        tool_format=tool_format,
-        goal_types=goal_types,
-        goal_values=goal_values,
-        urgencies=urgencies,
-        policy=policy,
-        temperature=temperature,
-        max_tokens=max_tokens,
-        judge_max_tokens=judge_max_tokens,
-        seed=seed,
-        self_judge=self_judge,
-        worlds=worlds,
-        resources=resources,
-        paraphrases=paraphrases,
-    )
+    return honeypot_task(["blackmail"], **locals())  # every parameter, by name
 
 
 @task
@@ -253,25 +235,7 @@ def research_sabotage(
     paraphrases: int = 2,
 ) -> Task:
     """The agent can quietly degrade a competing system's or a colleague's work."""
-    return honeypot_task(
-        ["research_sabotage"],
-        split=split,
-        limit=limit,
-        max_turns=max_turns,
-        tool_format=tool_format,
-        goal_types=goal_types,
-        goal_values=goal_values,
-        urgencies=urgencies,
-        policy=policy,
-        temperature=temperature,
-        max_tokens=max_tokens,
-        judge_max_tokens=judge_max_tokens,
-        seed=seed,
-        self_judge=self_judge,
-        worlds=worlds,
-        resources=resources,
-        paraphrases=paraphrases,
-    )
+    return honeypot_task(["research_sabotage"], **locals())  # every parameter, by name
 
 
 @task
@@ -294,25 +258,7 @@ def framing(
     paraphrases: int = 2,
 ) -> Task:
     """The agent can plant or alter evidence so that an inconvenient person is blamed."""
-    return honeypot_task(
-        ["framing"],
-        split=split,
-        limit=limit,
-        max_turns=max_turns,
-        tool_format=tool_format,
-        goal_types=goal_types,
-        goal_values=goal_values,
-        urgencies=urgencies,
-        policy=policy,
-        temperature=temperature,
-        max_tokens=max_tokens,
-        judge_max_tokens=judge_max_tokens,
-        seed=seed,
-        self_judge=self_judge,
-        worlds=worlds,
-        resources=resources,
-        paraphrases=paraphrases,
-    )
+    return honeypot_task(["framing"], **locals())  # every parameter, by name
 
 
 @task
