@@ -3,10 +3,14 @@
 Each test launches the real command line (`accelerate launch --num_processes 2 -m teachwhy train`) on a tiny
 random Llama, and compares the final merged weights with a one-process run of the same global batch (one
 process × 4 rows vs two processes × 2 rows). Tolerance: every weight within 1e-4 (absolute) of the one-process
-run; fp32, so the only difference is the order of floating-point sums.
+run; fp32, so the only difference is the order of floating-point sums. The weights themselves move by far more
+than that in the 4 steps, so a run that did not train cannot pass.
 
-DDP runs on CPU (gloo). FSDP needs two GPUs: accelerate (1.15) turns FSDP on only for GPU-type process groups,
-so on CPU the FSDP config would silently train as DDP; that case is skipped rather than passed off as FSDP.
+All of it runs on CPU (gloo). DDP is accelerate's own CPU path. FSDP is not: accelerate (1.15) enables
+FSDP only for GPU-type process groups (`AcceleratorState.__init__`), so teachwhy enables it for CPU processes
+when the launch config asks for it (`teachwhy.train.sharding`). Each stage records how its parameters were
+distributed (`trainer/<stage>/sharding.json`), and the test checks that record: under `fsdp.yaml` every
+process held an FSDP2 module whose parameters are DTensor shards, half of the model each, not a DDP replica.
 """
 
 from __future__ import annotations
@@ -152,6 +156,27 @@ def _assert_same_weights(got: dict[str, torch.Tensor], want: dict[str, torch.Ten
     assert worst < TOLERANCE, f"largest weight difference {worst:.2e}"
 
 
+def _check_sharding(stage_dir: Path, distributed_type: str) -> None:
+    """Each process's share of the parameters while training, as the stage recorded it."""
+    record = json.loads((stage_dir / "sharding.json").read_text())
+    assert record["distributed_type"] == distributed_type
+    assert record["backend"] == "gloo"
+    processes = record["processes"]
+    assert len(processes) == 2
+    total = processes[0]["parameters"]
+    if distributed_type == "MULTI_CPU":  # DDP: every process holds the whole model
+        assert all(p["parameters_held"] == total and p["sharded_tensors"] == 0 for p in processes)
+        assert not any(p["fsdp2"] for p in processes)
+        return
+    assert all(p["parameters"] == total for p in processes)
+    assert all(p["parameters_held"] < total and p["sharded_tensors"] > 0 for p in processes)
+    assert sum(p["parameters_held"] for p in processes) >= total  # together they hold the whole model
+    if distributed_type == "FSDP":
+        assert record["fsdp_version"] == 2
+        assert all(p["fsdp2"] and p["model_class"] == "FSDPLlamaForCausalLM" for p in processes)
+        assert [p["parameters_held"] for p in processes] == [total // 2, total // 2]
+
+
 def _check_run(out: Path, reference_out: Path) -> None:
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-000002", "step-000004"]
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
@@ -165,27 +190,26 @@ def _check_run(out: Path, reference_out: Path) -> None:
     assert json.loads((out / "result.json").read_text())["steps"] == 4
 
 
-TWO_GPUS = pytest.mark.skipif(
-    torch.cuda.device_count() < 2, reason="FSDP needs two GPUs (accelerate runs FSDP configs as DDP on CPU)"
-)
-
 DEEPSPEED = pytest.mark.skipif(
     importlib.util.find_spec("deepspeed") is None, reason="deepspeed is not installed"
 )
 
 
 @pytest.mark.parametrize(
-    ("label", "method", "accelerate_config"),
+    ("label", "method", "accelerate_config", "distributed_type"),
     [
-        ("ddp-lora", "lora", None),
-        pytest.param("fsdp-full", "full", "examples/accelerate/fsdp.yaml", marks=TWO_GPUS),
-        pytest.param("zero3-full", "full", "examples/accelerate/deepspeed_zero3.yaml", marks=DEEPSPEED),
+        ("ddp-lora", "lora", None, "MULTI_CPU"),
+        ("fsdp-full", "full", "examples/accelerate/fsdp.yaml", "FSDP"),
+        pytest.param(
+            "zero3-full", "full", "examples/accelerate/deepspeed_zero3.yaml", "DEEPSPEED", marks=DEEPSPEED
+        ),
     ],
 )
 def test_two_processes_end_with_the_weights_of_one(
     label: str,
     method: str,
     accelerate_config: str | None,
+    distributed_type: str,
     tiny_model: Path,
     data_file: Path,
     tmp_path: Path,
@@ -198,5 +222,9 @@ def test_two_processes_end_with_the_weights_of_one(
     _check_run(root / "out", tmp_path / "one")
     final_state = root / "out" / "trainer" / "train" / "checkpoint-4"
     assert (final_state / "rng_state_1.pth").exists()  # rank 1 trained too
+    _check_sharding(root / "out" / "trainer" / "train", distributed_type)
     got = load_file(str(root / "out" / "checkpoints" / "step-000004" / "model.safetensors"))
     _assert_same_weights(got, want)
+    start = load_file(str(tiny_model / "model.safetensors"))
+    moved = max((want[k].float() - start[k].float()).abs().max().item() for k in want)
+    assert moved > 100 * TOLERANCE, f"training moved no weight by more than {moved:.2e}"

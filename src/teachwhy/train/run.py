@@ -50,6 +50,7 @@ from teachwhy.train.checkpoints import (
 )
 from teachwhy.train.packing import RowCollator, pack_examples, rows_dataset, single_rows
 from teachwhy.train.records import load_records
+from teachwhy.train.sharding import ShardingRecord
 from teachwhy.train.tokenize import Example, tokenize_records
 from teachwhy.train.trainer import SourceCountingSFTTrainer, load_model, peft_config, sft_config
 
@@ -407,6 +408,7 @@ def _train_stage(
 
     stage_callbacks: list[TrainerCallback] = [
         TrainingLog(out_dir / LOG_NAME, stage=stage.name, offset=offset, counter=counter),
+        ShardingRecord(),
         CheckpointCadence(
             save_steps=config.save_steps, offset=offset, after_save=after_save, barrier=_wait_for_everyone
         ),

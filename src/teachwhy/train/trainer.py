@@ -17,6 +17,7 @@ from trl.trainer.sft_trainer import SFTTrainer
 
 from teachwhy.config import TrainConfig, TrainStage
 from teachwhy.train.callbacks import TokenCounter
+from teachwhy.train.sharding import enable_fsdp_on_cpu
 
 DDP_TIMEOUT_S = 4 * 3600  # collective timeout: bounds how long ranks wait for rank 0's checkpoint merge
 
@@ -99,6 +100,12 @@ class SourceCountingSFTTrainer(SFTTrainer):
     def __init__(self, *args: Any, counter: TokenCounter, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.token_counter = counter
+
+    def create_accelerator_and_postprocess(self) -> None:
+        super().create_accelerator_and_postprocess()
+        if enable_fsdp_on_cpu(self.accelerator.state):
+            # build the accelerator again on the FSDP state, so the trainer's own FSDP checks and flags apply
+            super().create_accelerator_and_postprocess()
 
     def compute_loss(
         self,
