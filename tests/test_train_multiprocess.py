@@ -167,13 +167,16 @@ def _check_sharding(stage_dir: Path, distributed_type: str) -> None:
     if distributed_type == "MULTI_CPU":  # DDP: every process holds the whole model
         assert all(p["parameters_held"] == total and p["sharded_tensors"] == 0 for p in processes)
         assert not any(p["fsdp2"] for p in processes)
+        assert all(p["weights"] == "read from disk" for p in processes)
         return
     assert all(p["parameters"] == total for p in processes)
     assert all(p["parameters_held"] < total and p["sharded_tensors"] > 0 for p in processes)
     assert sum(p["parameters_held"] for p in processes) >= total  # together they hold the whole model
     if distributed_type == "FSDP":
         assert record["fsdp_version"] == 2
-        assert all(p["fsdp2"] and p["model_class"] == "FSDPLlamaForCausalLM" for p in processes)
+        # fsdp.yaml's cpu_ram_efficient_loading: rank 1 built an empty model and got rank 0's weights
+        assert [p["weights"] for p in processes] == ["read from disk", "broadcast from rank 0"]
+        assert all(p["fsdp2"] and p["model_class"].startswith("FSDP") for p in processes)
         assert [p["parameters_held"] for p in processes] == [total // 2, total // 2]
 
 
@@ -200,6 +203,7 @@ DEEPSPEED = pytest.mark.skipif(
     [
         ("ddp-lora", "lora", None, "MULTI_CPU"),
         ("fsdp-full", "full", "examples/accelerate/fsdp.yaml", "FSDP"),
+        ("fsdp-lora", "lora", "examples/accelerate/fsdp.yaml", "FSDP"),
         pytest.param(
             "zero3-full", "full", "examples/accelerate/deepspeed_zero3.yaml", "DEEPSPEED", marks=DEEPSPEED
         ),

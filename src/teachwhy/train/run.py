@@ -50,7 +50,7 @@ from teachwhy.train.checkpoints import (
 )
 from teachwhy.train.packing import RowCollator, pack_examples, rows_dataset, single_rows
 from teachwhy.train.records import load_records
-from teachwhy.train.sharding import ShardingRecord
+from teachwhy.train.sharding import ShardingRecord, weights_from_rank_zero
 from teachwhy.train.tokenize import Example, tokenize_records
 from teachwhy.train.trainer import SourceCountingSFTTrainer, load_model, peft_config, sft_config
 
@@ -372,9 +372,10 @@ def _train_stage(
     # the trainer's config first: it sets up the distributed state (ZeRO-3 context, FSDP) the model loads into
     args = sft_config(config, stage, output_dir=stage_dir)
     _ = args.device
+    shapes_only = weights_from_rank_zero()  # FSDP fills this process's shards from rank 0's weights
     peft = None
     if config.method == "lora":
-        net: Any = load_model(base_model, config)
+        net: Any = load_model(base_model, config, shapes_only=shapes_only)
         if previous_final is not None:  # continue the adapter of the previous stage
             from peft import PeftModel
 
@@ -382,7 +383,7 @@ def _train_stage(
         else:
             peft = peft_config(config)
     else:
-        net = load_model(previous_final or base_model, config)
+        net = load_model(previous_final or base_model, config, shapes_only=shapes_only)
 
     def after_save(trainer_checkpoint: Path, stage_step: int) -> None:
         step = offset + stage_step
@@ -408,7 +409,7 @@ def _train_stage(
 
     stage_callbacks: list[TrainerCallback] = [
         TrainingLog(out_dir / LOG_NAME, stage=stage.name, offset=offset, counter=counter),
-        ShardingRecord(),
+        ShardingRecord(weights_from_rank_zero=shapes_only),
         CheckpointCadence(
             save_steps=config.save_steps, offset=offset, after_save=after_save, barrier=_wait_for_everyone
         ),

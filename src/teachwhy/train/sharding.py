@@ -30,6 +30,23 @@ def fsdp_requested() -> bool:
     return os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
 
 
+def weights_from_rank_zero() -> bool:
+    """True on every process but rank 0 when FSDP's ``fsdp_cpu_ram_efficient_loading`` is on.
+
+    accelerate then broadcasts rank 0's weights while it shards the model (``fsdp2_load_full_state_dict``, or
+    ``sync_module_states`` under FSDP1), so the other processes need the model's shapes only. transformers
+    (5.24) still reads the full weights on every process; building the model on the meta device there instead
+    keeps a node's memory at one copy of the weights rather than one per process.
+    """
+    return (
+        fsdp_requested()
+        and os.environ.get("FSDP_CPU_RAM_EFFICIENT_LOADING", "false").lower() == "true"
+        and torch.distributed.is_available()
+        and torch.distributed.is_initialized()
+        and torch.distributed.get_rank() != 0
+    )
+
+
 def enable_fsdp_on_cpu(state: Any) -> bool:
     """Turn FSDP on in accelerate's ``state`` for CPU processes when the launch config asked for it.
 
@@ -86,7 +103,15 @@ def _is_fsdp2_module(model: torch.nn.Module) -> bool:
 
 class ShardingRecord(TrainerCallback):
     """At the start of training, gathers :func:`describe_sharding` from every process; rank 0 writes it to
-    ``<stage trainer folder>/sharding.json`` with the distributed type accelerate used."""
+    ``<stage trainer folder>/sharding.json`` with the distributed type accelerate used.
+
+    Args:
+        weights_from_rank_zero: this process built its model without reading the weights (see
+            :func:`weights_from_rank_zero`); recorded per process as ``weights``.
+    """
+
+    def __init__(self, *, weights_from_rank_zero: bool) -> None:
+        self.weights = "broadcast from rank 0" if weights_from_rank_zero else "read from disk"
 
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
@@ -94,7 +119,7 @@ class ShardingRecord(TrainerCallback):
         from accelerate.state import AcceleratorState
 
         model = kwargs["model"]
-        mine = describe_sharding(model)
+        mine = {**describe_sharding(model), "weights": self.weights}
         processes: list[dict[str, Any] | None] = [mine]
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             processes = [None] * torch.distributed.get_world_size()
