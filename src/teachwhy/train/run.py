@@ -6,7 +6,8 @@ A run's output directory holds everything about it::
     run.json            what was trained (model, data hashes, settings): a resume must match it
     train_log.jsonl     one line per optimizer step (loss, learning rate, tokens per source, tokens/s)
     checkpoints/        step-000050/ … merged model folders, every ``save_steps`` and at the end of each stage
-    trainer/<stage>/    the trainer's resumable states, and stage_complete.json once a stage has finished
+    trainer/<stage>/    the trainer's resumable states, sharding.json (how each process held the model), and
+                        stage_complete.json once a stage has finished
     result.json         written last: the run is finished
 
 Stages run in order and each starts from where the previous one ended (the same LoRA adapter, or the fully
@@ -16,7 +17,9 @@ interrupted one from its last complete trainer checkpoint.
 
 Under ``accelerate launch`` every process runs this same function. The distributed setup comes first (TRL's
 config creates the process group and, with DeepSpeed, the ZeRO-3 context), then the model is loaded, so
-ZeRO-3 partitions it while loading and FSDP's memory-efficient loading reads the weights on rank 0 only.
+ZeRO-3 partitions it while loading, and under FSDP with ``fsdp_cpu_ram_efficient_loading`` only rank 0 reads
+the weights (the others build the model empty and receive rank 0's values as it is sharded; see
+:mod:`teachwhy.train.sharding`, which also turns FSDP on for CPU processes).
 Every file decision (is ``out_dir`` a run to resume, which stages are done) is made by all ranks on the same
 files before rank 0 writes anything, and ranks meet at a barrier after each write rank 0 makes alone.
 """
