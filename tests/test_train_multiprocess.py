@@ -21,6 +21,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,23 @@ def _settings(method: str) -> dict[str, Any]:
     }
 
 
-def _one_process(method: str, model: Path, data: Path, out: Path) -> dict[str, torch.Tensor]:
+@pytest.fixture(scope="module")
+def one_process_run(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, data_file: Path
+) -> Callable[[str], Path]:
+    """The one-process reference run for a method, trained once and shared by the launches compared to it."""
+    runs: dict[str, Path] = {}
+
+    def run(method: str) -> Path:
+        if method not in runs:
+            runs[method] = tmp_path_factory.mktemp(f"one-{method}") / "out"
+            _one_process(method, tiny_model, data_file, runs[method])
+        return runs[method]
+
+    return run
+
+
+def _one_process(method: str, model: Path, data: Path, out: Path) -> None:
     settings = _settings(method)
     config = TrainConfig(
         **{
@@ -96,8 +113,7 @@ def _one_process(method: str, model: Path, data: Path, out: Path) -> dict[str, t
             "batch_size": GLOBAL_BATCH,
         }
     )
-    result = train_model(model=model, data=[data], out_dir=out, config=config, progress=False)
-    return load_file(str(result.final.path / "model.safetensors"))
+    train_model(model=model, data=[data], out_dir=out, config=config, progress=False)
 
 
 def _free_port() -> int:
@@ -216,14 +232,16 @@ def test_two_processes_end_with_the_weights_of_one(
     distributed_type: str,
     tiny_model: Path,
     data_file: Path,
+    one_process_run: Callable[[str], Path],
     tmp_path: Path,
 ) -> None:
-    want = _one_process(method, tiny_model, data_file, tmp_path / "one")
+    reference = one_process_run(method)
+    want = load_file(str(reference / "checkpoints" / "step-000004" / "model.safetensors"))
     root = tmp_path / "two"
     root.mkdir()
     done = _two_processes(method, tiny_model, data_file, root, accelerate_config=accelerate_config)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
-    _check_run(root / "out", tmp_path / "one")
+    _check_run(root / "out", reference)
     final_state = root / "out" / "trainer" / "train" / "checkpoint-4"
     assert (final_state / "rng_state_1.pth").exists()  # rank 1 trained too
     _check_sharding(root / "out" / "trainer" / "train", distributed_type)
