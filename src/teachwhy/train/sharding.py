@@ -31,15 +31,16 @@ def fsdp_requested() -> bool:
 
 
 def weights_from_rank_zero() -> bool:
-    """True on every process but rank 0 when FSDP's ``fsdp_cpu_ram_efficient_loading`` is on.
+    """True on every process but rank 0 under FSDP2 with ``fsdp_cpu_ram_efficient_loading`` on.
 
-    accelerate then broadcasts rank 0's weights while it shards the model (``fsdp2_load_full_state_dict``, or
-    ``sync_module_states`` under FSDP1), so the other processes need the model's shapes only. transformers
-    (5.24) still reads the full weights on every process; building the model on the meta device there instead
-    keeps a node's memory at one copy of the weights rather than one per process.
+    accelerate then broadcasts rank 0's weights while it shards the model (``fsdp2_load_full_state_dict``),
+    so the other processes need the model's shapes only. transformers (5.24) still reads the full weights in
+    every process; building the model there with uninitialised parameters instead keeps a node's memory at one
+    copy of the weights rather than one per process. FSDP1 (not tested here) keeps transformers' loading.
     """
     return (
         fsdp_requested()
+        and os.environ.get("FSDP_VERSION", "1") == "2"
         and os.environ.get("FSDP_CPU_RAM_EFFICIENT_LOADING", "false").lower() == "true"
         and torch.distributed.is_available()
         and torch.distributed.is_initialized()

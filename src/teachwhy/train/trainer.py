@@ -33,8 +33,9 @@ def load_model(path: str | Path, config: TrainConfig, *, shapes_only: bool = Fal
     """Load the model to train. LoRA under bf16 keeps the frozen base in bf16; otherwise weights are fp32.
 
     ``shapes_only`` builds the model without reading its weights: parameters are left uninitialised (memory
-    the system commits only when written), buffers are computed as usual. For the processes that receive rank
-    0's weights when FSDP shards the model (see :func:`teachwhy.train.sharding.weights_from_rank_zero`).
+    the operating system backs only once written), buffers are computed as usual. For the processes that
+    receive rank 0's weights when FSDP shards the model
+    (see :func:`teachwhy.train.sharding.weights_from_rank_zero`).
     """
     kwargs: dict[str, Any] = {
         "dtype": torch.bfloat16 if use_bf16(config) and config.method == "lora" else torch.float32
