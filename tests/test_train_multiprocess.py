@@ -3,10 +3,14 @@
 Each test launches the real command line (`accelerate launch --num_processes 2 -m teachwhy train`) on a tiny
 random Llama, and compares the final merged weights with a one-process run of the same global batch (one
 process × 4 rows vs two processes × 2 rows). Tolerance: every weight within 1e-4 (absolute) of the one-process
-run; fp32, so the only difference is the order of floating-point sums.
+run; fp32, so the only difference is the order of floating-point sums. The weights themselves move by far more
+than that in the 4 steps, so a run that did not train cannot pass.
 
-DDP runs on CPU (gloo). FSDP needs two GPUs: accelerate (1.15) turns FSDP on only for GPU-type process groups,
-so on CPU the FSDP config would silently train as DDP; that case is skipped rather than passed off as FSDP.
+All of it runs on CPU (gloo). DDP is accelerate's own CPU path. FSDP is not: accelerate (1.15) enables
+FSDP only for GPU-type process groups (`AcceleratorState.__init__`), so teachwhy enables it for CPU processes
+when the launch config asks for it (`teachwhy.train.sharding`). Each stage records how its parameters were
+distributed (`trainer/<stage>/sharding.json`), and the test checks that record: under `fsdp.yaml` every
+process held an FSDP2 module whose parameters are DTensor shards, half of the model each, not a DDP replica.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +87,23 @@ def _settings(method: str) -> dict[str, Any]:
     }
 
 
-def _one_process(method: str, model: Path, data: Path, out: Path) -> dict[str, torch.Tensor]:
+@pytest.fixture(scope="module")
+def one_process_run(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model: Path, data_file: Path
+) -> Callable[[str], Path]:
+    """The one-process reference run for a method, trained once and shared by the launches compared to it."""
+    runs: dict[str, Path] = {}
+
+    def run(method: str) -> Path:
+        if method not in runs:
+            runs[method] = tmp_path_factory.mktemp(f"one-{method}") / "out"
+            _one_process(method, tiny_model, data_file, runs[method])
+        return runs[method]
+
+    return run
+
+
+def _one_process(method: str, model: Path, data: Path, out: Path) -> None:
     settings = _settings(method)
     config = TrainConfig(
         **{
@@ -92,8 +113,7 @@ def _one_process(method: str, model: Path, data: Path, out: Path) -> dict[str, t
             "batch_size": GLOBAL_BATCH,
         }
     )
-    result = train_model(model=model, data=[data], out_dir=out, config=config, progress=False)
-    return load_file(str(result.final.path / "model.safetensors"))
+    train_model(model=model, data=[data], out_dir=out, config=config, progress=False)
 
 
 def _free_port() -> int:
@@ -152,6 +172,30 @@ def _assert_same_weights(got: dict[str, torch.Tensor], want: dict[str, torch.Ten
     assert worst < TOLERANCE, f"largest weight difference {worst:.2e}"
 
 
+def _check_sharding(stage_dir: Path, distributed_type: str) -> None:
+    """Each process's share of the parameters while training, as the stage recorded it."""
+    record = json.loads((stage_dir / "sharding.json").read_text())
+    assert record["distributed_type"] == distributed_type
+    assert record["backend"] == "gloo"
+    processes = record["processes"]
+    assert len(processes) == 2
+    total = processes[0]["parameters"]
+    if distributed_type == "MULTI_CPU":  # DDP: every process holds the whole model
+        assert all(p["parameters_held"] == total and p["sharded_tensors"] == 0 for p in processes)
+        assert not any(p["fsdp2"] for p in processes)
+        assert all(p["weights"] == "read from disk" for p in processes)
+        return
+    assert all(p["parameters"] == total for p in processes)
+    assert all(p["parameters_held"] < total and p["sharded_tensors"] > 0 for p in processes)
+    assert sum(p["parameters_held"] for p in processes) >= total  # together they hold the whole model
+    if distributed_type == "FSDP":
+        assert record["fsdp_version"] == 2
+        # fsdp.yaml's cpu_ram_efficient_loading: rank 1 built an empty model and got rank 0's weights
+        assert [p["weights"] for p in processes] == ["read from disk", "broadcast from rank 0"]
+        assert all(p["fsdp2"] and p["model_class"].startswith("FSDP") for p in processes)
+        assert [p["parameters_held"] for p in processes] == [total // 2, total // 2]
+
+
 def _check_run(out: Path, reference_out: Path) -> None:
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-000002", "step-000004"]
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
@@ -165,38 +209,44 @@ def _check_run(out: Path, reference_out: Path) -> None:
     assert json.loads((out / "result.json").read_text())["steps"] == 4
 
 
-TWO_GPUS = pytest.mark.skipif(
-    torch.cuda.device_count() < 2, reason="FSDP needs two GPUs (accelerate runs FSDP configs as DDP on CPU)"
-)
-
 DEEPSPEED = pytest.mark.skipif(
     importlib.util.find_spec("deepspeed") is None, reason="deepspeed is not installed"
 )
 
 
 @pytest.mark.parametrize(
-    ("label", "method", "accelerate_config"),
+    ("label", "method", "accelerate_config", "distributed_type"),
     [
-        ("ddp-lora", "lora", None),
-        pytest.param("fsdp-full", "full", "examples/accelerate/fsdp.yaml", marks=TWO_GPUS),
-        pytest.param("zero3-full", "full", "examples/accelerate/deepspeed_zero3.yaml", marks=DEEPSPEED),
+        ("ddp-lora", "lora", None, "MULTI_CPU"),
+        ("fsdp-full", "full", "examples/accelerate/fsdp.yaml", "FSDP"),
+        ("fsdp-lora", "lora", "examples/accelerate/fsdp.yaml", "FSDP"),
+        pytest.param(
+            "zero3-full", "full", "examples/accelerate/deepspeed_zero3.yaml", "DEEPSPEED", marks=DEEPSPEED
+        ),
     ],
 )
 def test_two_processes_end_with_the_weights_of_one(
     label: str,
     method: str,
     accelerate_config: str | None,
+    distributed_type: str,
     tiny_model: Path,
     data_file: Path,
+    one_process_run: Callable[[str], Path],
     tmp_path: Path,
 ) -> None:
-    want = _one_process(method, tiny_model, data_file, tmp_path / "one")
+    reference = one_process_run(method)
+    want = load_file(str(reference / "checkpoints" / "step-000004" / "model.safetensors"))
     root = tmp_path / "two"
     root.mkdir()
     done = _two_processes(method, tiny_model, data_file, root, accelerate_config=accelerate_config)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
-    _check_run(root / "out", tmp_path / "one")
+    _check_run(root / "out", reference)
     final_state = root / "out" / "trainer" / "train" / "checkpoint-4"
     assert (final_state / "rng_state_1.pth").exists()  # rank 1 trained too
+    _check_sharding(root / "out" / "trainer" / "train", distributed_type)
     got = load_file(str(root / "out" / "checkpoints" / "step-000004" / "model.safetensors"))
     _assert_same_weights(got, want)
+    start = load_file(str(tiny_model / "model.safetensors"))
+    moved = max((want[k].float() - start[k].float()).abs().max().item() for k in want)
+    assert moved > 100 * TOLERANCE, f"training moved no weight by more than {moved:.2e}"

@@ -6,7 +6,8 @@ A run's output directory holds everything about it::
     run.json            what was trained (model, data hashes, settings): a resume must match it
     train_log.jsonl     one line per optimizer step (loss, learning rate, tokens per source, tokens/s)
     checkpoints/        step-000050/ … merged model folders, every ``save_steps`` and at the end of each stage
-    trainer/<stage>/    the trainer's resumable states, and stage_complete.json once a stage has finished
+    trainer/<stage>/    the trainer's resumable states, sharding.json (how each process held the model), and
+                        stage_complete.json once a stage has finished
     result.json         written last: the run is finished
 
 Stages run in order and each starts from where the previous one ended (the same LoRA adapter, or the fully
@@ -16,7 +17,9 @@ interrupted one from its last complete trainer checkpoint.
 
 Under ``accelerate launch`` every process runs this same function. The distributed setup comes first (TRL's
 config creates the process group and, with DeepSpeed, the ZeRO-3 context), then the model is loaded, so
-ZeRO-3 partitions it while loading and FSDP's memory-efficient loading reads the weights on rank 0 only.
+ZeRO-3 partitions it while loading, and under FSDP with ``fsdp_cpu_ram_efficient_loading`` only rank 0 reads
+the weights (the others build the model empty and receive rank 0's values as it is sharded; see
+:mod:`teachwhy.train.sharding`, which also turns FSDP on for CPU processes).
 Every file decision (is ``out_dir`` a run to resume, which stages are done) is made by all ranks on the same
 files before rank 0 writes anything, and ranks meet at a barrier after each write rank 0 makes alone.
 """
@@ -50,6 +53,7 @@ from teachwhy.train.checkpoints import (
 )
 from teachwhy.train.packing import RowCollator, pack_examples, rows_dataset, single_rows
 from teachwhy.train.records import load_records
+from teachwhy.train.sharding import ShardingRecord, weights_from_rank_zero
 from teachwhy.train.tokenize import Example, tokenize_records
 from teachwhy.train.trainer import SourceCountingSFTTrainer, load_model, peft_config, sft_config
 
@@ -371,9 +375,10 @@ def _train_stage(
     # the trainer's config first: it sets up the distributed state (ZeRO-3 context, FSDP) the model loads into
     args = sft_config(config, stage, output_dir=stage_dir)
     _ = args.device
+    shapes_only = weights_from_rank_zero()  # FSDP fills this process's shards from rank 0's weights
     peft = None
     if config.method == "lora":
-        net: Any = load_model(base_model, config)
+        net: Any = load_model(base_model, config, shapes_only=shapes_only)
         if previous_final is not None:  # continue the adapter of the previous stage
             from peft import PeftModel
 
@@ -381,7 +386,7 @@ def _train_stage(
         else:
             peft = peft_config(config)
     else:
-        net = load_model(previous_final or base_model, config)
+        net = load_model(previous_final or base_model, config, shapes_only=shapes_only)
 
     def after_save(trainer_checkpoint: Path, stage_step: int) -> None:
         step = offset + stage_step
@@ -407,6 +412,7 @@ def _train_stage(
 
     stage_callbacks: list[TrainerCallback] = [
         TrainingLog(out_dir / LOG_NAME, stage=stage.name, offset=offset, counter=counter),
+        ShardingRecord(weights_from_rank_zero=shapes_only),
         CheckpointCadence(
             save_steps=config.save_steps, offset=offset, after_save=after_save, barrier=_wait_for_everyone
         ),

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, PreTrainedModel
+from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel
 from trl.trainer.sft_config import SFTConfig
 from trl.trainer.sft_trainer import SFTTrainer
 
 from teachwhy.config import TrainConfig, TrainStage
 from teachwhy.train.callbacks import TokenCounter
+from teachwhy.train.sharding import enable_fsdp_on_cpu
 
 DDP_TIMEOUT_S = 4 * 3600  # collective timeout: bounds how long ranks wait for rank 0's checkpoint merge
 
@@ -28,14 +29,39 @@ def use_bf16(config: TrainConfig) -> bool:
     return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
-def load_model(path: str | Path, config: TrainConfig) -> PreTrainedModel:
-    """Load the model to train. LoRA under bf16 keeps the frozen base in bf16; otherwise weights are fp32."""
+def load_model(path: str | Path, config: TrainConfig, *, shapes_only: bool = False) -> PreTrainedModel:
+    """Load the model to train. LoRA under bf16 keeps the frozen base in bf16; otherwise weights are fp32.
+
+    ``shapes_only`` builds the model without reading its weights: parameters are left uninitialised (memory
+    the operating system backs only once written), buffers are computed as usual. For the processes that
+    receive rank 0's weights when FSDP shards the model
+    (see :func:`teachwhy.train.sharding.weights_from_rank_zero`).
+    """
     kwargs: dict[str, Any] = {
         "dtype": torch.bfloat16 if use_bf16(config) and config.method == "lora" else torch.float32
     }
     if config.attn_implementation is not None:
         kwargs["attn_implementation"] = config.attn_implementation
+    if shapes_only:
+        return _empty_model(path, kwargs)
     model: PreTrainedModel = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    return model
+
+
+def _empty_model(path: str | Path, kwargs: dict[str, Any]) -> PreTrainedModel:
+    from accelerate import init_empty_weights
+
+    model_config = AutoConfig.from_pretrained(path)
+    with init_empty_weights(include_buffers=False):
+        model: PreTrainedModel = AutoModelForCausalLM.from_config(model_config, **kwargs)  # type: ignore[no-untyped-call]
+    # real (uninitialised) storage, not the meta device: accelerate matches the optimizer's parameters to the
+    # sharded ones by their data pointers, which meta tensors do not have
+    for module in model.modules():
+        for name, param in list(module.named_parameters(recurse=False)):
+            if param.is_meta:
+                empty = torch.empty_like(param, device="cpu")
+                setattr(module, name, torch.nn.Parameter(empty, requires_grad=param.requires_grad))
+    model.tie_weights()  # parameters created under init_empty_weights, or replaced above, are not tied
     return model
 
 
@@ -99,6 +125,12 @@ class SourceCountingSFTTrainer(SFTTrainer):
     def __init__(self, *args: Any, counter: TokenCounter, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.token_counter = counter
+
+    def create_accelerator_and_postprocess(self) -> None:
+        super().create_accelerator_and_postprocess()
+        if enable_fsdp_on_cpu(self.accelerator.state):
+            # build the accelerator again on the FSDP state, so the trainer's own FSDP checks and flags apply
+            super().create_accelerator_and_postprocess()
 
     def compute_loss(
         self,
