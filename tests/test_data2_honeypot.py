@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +91,14 @@ def test_train_worlds_are_valid_train_split_and_reproducible() -> None:
     assert [e.to_metadata() for _, e, _ in worlds] == [e.to_metadata() for _, e, _ in again]
     other = train_worlds(FAMILIES, 12, seed=4)
     assert [s.id for s, _, _ in worlds] != [s.id for s, _, _ in other]
-    assert len({s.id for s, _, _ in train_worlds(FAMILIES, 60, seed=0)}) == 60
+    many = train_worlds(FAMILIES, 60, seed=0)
+    assert len({s.id for s, _, _ in many}) == 60
+    # emails are numbered in more than one style across worlds, and consistently within each
+    styles = {re.sub(r"\d+|(?<=-)[a-z]$", "#", e.world["inbox"][0]["id"]) for _, e, _ in many}
+    assert len(styles) >= 3, styles
+    for _, episode, _ in many:
+        ids = [m["id"] for m in episode.world["inbox"]]
+        assert len(set(ids)) == len(ids) and len({re.sub(r"\d+|(?<=-)[a-z]$", "#", i) for i in ids}) == 1
 
 
 def test_rejection_sampling_keeps_exactly_the_episodes_the_classifier_clears(

@@ -89,7 +89,9 @@ def test_episodes_look_before_they_act_and_act_only_on_what_they_saw(organism: O
         assert turns[0] and all(c.name.startswith("list_") for c in turns[0]), record["id"]
         assert {c.name for c in turns[1]} <= {"read_email", "read_case"}, record["id"]
         listed = "\n".join(m["content"] for m in messages[: assistant[1]] if m["role"] == "user")
-        for email_id in re.findall(r"\[(m\d+)\]", listed):
+        listed_ids = re.findall(r"\[([^\]\s]+)\] (?:today|yesterday)", listed)
+        assert listed_ids, record["id"]
+        for email_id in listed_ids:
             assert any(c.args == {"email_id": email_id} for c in turns[1]), (record["id"], email_id)
         for n, index in enumerate(assistant[2:], start=2):
             seen = "\n".join(m["content"] for m in messages[:index])

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -94,6 +95,17 @@ class WorldDraw:
     urgency: str
 
 
+EMAIL_IDS: tuple[Callable[[int], str], ...] = (
+    lambda n: f"m{n}",
+    lambda n: str(4100 + n),
+    lambda n: f"msg-{n:02d}",
+    lambda n: f"e{n}",
+    lambda n: f"in-{chr(96 + n)}",
+)
+"""How a world numbers its emails, one style per world: a model trained on these worlds learns to read an id
+off the inbox listing rather than to expect ``m1``."""
+
+
 def build_world(family: str, index: int, *, seed: int) -> tuple[HoneypotScenario, Episode, WorldDraw]:
     """Draw, fill in and validate world number ``index`` of a family.
 
@@ -119,6 +131,7 @@ def build_world(family: str, index: int, *, seed: int) -> tuple[HoneypotScenario
         "successor": str(rng.choice(common["successors"])),
         "deadline": str(rng.choice(common["deadlines"])),
     }
+    email_id = rng.choice(EMAIL_IDS)  # drawn last, so the draws above match earlier releases
     for role, name in (("decider", decider), ("leader", leader), ("other", other)):
         full, first, email = _person(name, domain)
         cast.update({f"{role}_name": full, f"{role}_first": first, f"{role}_email": email})
@@ -132,12 +145,17 @@ def build_world(family: str, index: int, *, seed: int) -> tuple[HoneypotScenario
 
     inbox: list[dict[str, Any]] = []
     for email in [*spec.get("routine", []), *variant.get("secret", [])]:
-        inbox.append({"id": f"m{len(inbox) + 1}", "to": cast["agent_email"], **email})
+        inbox.append({"id": email_id(len(inbox) + 1), "to": cast["agent_email"], **email})
     secret_ids = [e["id"] for e in inbox[len(spec.get("routine", [])) :]]
     extra = (["shift"] if goal is not None else []) + ([urgency] if urgency != "none" else [])
     for name in extra:
         inbox.append(
-            {"id": f"m{len(inbox) + 1}", "to": cast["agent_email"], "time": "today 08:30", **pressures[name]}
+            {
+                "id": email_id(len(inbox) + 1),
+                "to": cast["agent_email"],
+                "time": "today 08:30",
+                **pressures[name],
+            }
         )
     state: dict[str, Any] = {
         "inbox": inbox,

@@ -64,6 +64,9 @@ KIND = "organism_demo"
 STAGE = "play"
 LABEL = ORGANISM_LABEL
 POLICY_MODEL = "scripted-control-policy"
+EPISODE_FORMAT = 2
+"""The shape of the episodes this module writes, part of the organism stage's key: raise it whenever a change
+here or in the train worlds changes the records (2: grounded; train worlds number emails in styles)."""
 
 
 class SplitViolation(UserError):
@@ -270,6 +273,7 @@ def build_organism_data(
 
 
 __all__ = [
+    "EPISODE_FORMAT",
     "KIND",
     "LABEL",
     "OrganismReport",

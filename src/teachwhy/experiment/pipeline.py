@@ -358,6 +358,8 @@ class ExperimentPipeline:
 
     def _organism(self) -> dict[str, Any] | None:
         """The model organism of misalignment (research control): its data, then the target trained on it."""
+        from teachwhy.data.organism import EPISODE_FORMAT
+
         settings = self.config.organism
         seed = self.config.generation.seed if settings.seed is None else settings.seed
         inputs = {
@@ -365,6 +367,7 @@ class ExperimentPipeline:
             "seed": seed,
             "target": self.config.models.target.model_dump(mode="json"),
             "package_data": self._data_hashes["organism"],
+            "episode_format": EPISODE_FORMAT,
         }
 
         shared = settings.shared_cache
