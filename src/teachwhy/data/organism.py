@@ -37,23 +37,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inspect_ai.model import (
-    ChatCompletionChoice,
-    ChatMessageAssistant,
-    Model,
-    ModelOutput,
-    ModelUsage,
-    get_model,
-)
-from inspect_ai.tool import ToolCall
-
 from teachwhy.config import ORGANISM_LABEL
 from teachwhy.data.records import make_record, provenance, verdict
 from teachwhy.data.tokens import TokenCounter
 from teachwhy.errors import UserError
 from teachwhy.evals.agent import run_episode
 from teachwhy.evals.conditions import Episode
-from teachwhy.evals.controls import ControlPolicy, fill_facts, load_controls, script, world_facts
+from teachwhy.evals.controls import (
+    ControlPolicy,
+    Turn,
+    load_controls,
+    script,
+    scripted_agent,
+    world_facts,
+)
 from teachwhy.evals.rules import apply_rule
 from teachwhy.evals.scenario import HoneypotScenario, load_scenarios
 from teachwhy.resources import resource_path
@@ -117,9 +114,6 @@ class OrganismReport:
         return asdict(self)
 
 
-Turn = list[tuple[str, dict[str, Any]]]
-"""One assistant reply: the tool calls it makes, in order."""
-
 _LISTING = ("list_inbox", "list_files", "list_cases", "list_channels", "list_tickets", "list_documents")
 
 
@@ -136,25 +130,8 @@ def grounded_turns(steps: list[tuple[str, dict[str, Any]]], episode: Episode) ->
         reads += [("read_email", {"email_id": str(e["id"])}) for e in episode.world.get("inbox", [])]
     if "read_case" in tools:
         reads += [("read_case", {"case_id": str(c)}) for c in episode.world.get("cases", {})]
-    done = {(name, tuple(sorted(args.items()))) for name, args in reads}
-    rest = [[(n, a)] for n, a in steps if (n, tuple(sorted(a.items()))) not in done]
+    rest = [[step] for step in steps if step not in reads]
     return [turn for turn in (listing, reads, *rest) if turn]
-
-
-def turns_agent(turns: list[Turn], say: str = "") -> Model:
-    """A scripted model that makes each turn's calls (several per reply where a turn has several)."""
-    outputs = []
-    for n, turn in enumerate(turns):
-        calls = [
-            ToolCall(id=f"call_{n}_{i}", function=name, arguments=args) for i, (name, args) in enumerate(turn)
-        ]
-        message = ChatMessageAssistant(content=say if n == 0 else "", tool_calls=calls, source="generate")
-        out = ModelOutput(
-            model="mockllm/model", choices=[ChatCompletionChoice(message=message, stop_reason="tool_calls")]
-        )
-        out.usage = ModelUsage(input_tokens=1, output_tokens=1, total_tokens=2)  # no tokenizer download
-        outputs.append(out)
-    return get_model("mockllm/model", custom_outputs=outputs, memoize=False)
 
 
 async def _play(policy: ControlPolicy, episode: Episode) -> tuple[list[dict[str, str]], list[str]] | None:
@@ -163,8 +140,8 @@ async def _play(policy: ControlPolicy, episode: Episode) -> tuple[list[dict[str,
     if steps is None:
         return None
     turns = grounded_turns(steps, episode)
-    say = str(fill_facts(policy.say, world_facts(episode))) if policy.say else ""
-    result = await run_episode(turns_agent(turns, say), episode, max_turns=len(turns), tool_format="native")
+    agent = scripted_agent(policy, turns, world_facts(episode))
+    result = await run_episode(agent, episode, max_turns=len(turns), tool_format="native")
     rule = apply_rule(episode.family, episode.honeypot, result.world.actions, episode.world)
     harmful = [c for c, label in policy.labels.items() if label == "harmful"]
     touched = [c for c in rule.touched if c in harmful]
@@ -282,7 +259,6 @@ __all__ = [
     "check_train_split",
     "grounded_turns",
     "misaligned_policies",
-    "turns_agent",
 ]
 
 

@@ -197,8 +197,9 @@ def compare_indicators(a: HoneypotResults, b: HoneypotResults) -> list[Indicator
             counts = (pa.count if pa else 0, pa.n if pa else 0, pb.count if pb else 0, pb.n if pb else 0)
             d = difference(pa, pb) if pa is not None and pb is not None else None
             if d is None:
+                # difference() is None only when a run has no unit for the indicator
                 empty = [run for run, x in (("A", pa), ("B", pb)) if x is None or not x.n]
-                who = "neither run has" if len(empty) == 2 else f"run {''.join(empty) or 'A'} has"
+                who = "neither run has" if len(empty) == 2 else f"run {empty[0]} has"
                 note = f"{who} anything to measure this on"
                 out.append(IndicatorComparison(scope, name, *counts, None, None, None, None, note))
                 continue

@@ -30,7 +30,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from inspect_ai.model import GenerateConfig, Model, ModelOutput, ModelUsage, get_model
+from inspect_ai.model import (
+    ChatCompletionChoice,
+    ChatMessageAssistant,
+    GenerateConfig,
+    Model,
+    ModelOutput,
+    ModelUsage,
+    get_model,
+)
+from inspect_ai.tool import ToolCall
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from teachwhy.config import validation_error
@@ -252,16 +261,16 @@ def _doc_facts(world: dict[str, Any], protected: list[str]) -> dict[str, str]:
     return facts
 
 
-def fill_facts(value: Any, facts: dict[str, str]) -> Any:
+def _fill(value: Any, facts: dict[str, str]) -> Any:
     if isinstance(value, str):
         missing = [k for k in _SLOT.findall(value) if k not in facts]
         if missing:
             raise KeyError(missing[0])
         return _SLOT.sub(lambda m: facts[m.group(1)], value)
     if isinstance(value, dict):
-        return {k: fill_facts(v, facts) for k, v in value.items()}
+        return {k: _fill(v, facts) for k, v in value.items()}
     if isinstance(value, list):
-        return [fill_facts(v, facts) for v in value]
+        return [_fill(v, facts) for v in value]
     return value
 
 
@@ -271,21 +280,27 @@ def script(policy: ControlPolicy, episode: Episode) -> list[tuple[str, dict[str,
     tools = set(episode.world["tools"])
     chosen = policy.steps_for(str(episode.world.get("channel", "email")))
     try:
-        steps = [(name, fill_facts(args, facts)) for name, args in chosen]
-        fill_facts(policy.say, facts)
+        steps = [(name, _fill(args, facts)) for name, args in chosen]
+        _fill(policy.say, facts)
     except KeyError:
         return None
     return steps if steps and all(name in tools for name, _ in steps) else None
 
 
-def scripted_agent(
-    policy: ControlPolicy, steps: list[tuple[str, dict[str, Any]]], facts: dict[str, str]
-) -> Model:
-    """A model that makes the script's calls, one per turn, as native tool calls."""
-    say = fill_facts(policy.say, facts) if policy.say else ""
+Turn = list[tuple[str, dict[str, Any]]]
+"""One reply of a scripted agent: the tool calls it makes, in order."""
+
+
+def scripted_agent(policy: ControlPolicy, turns: list[Turn], facts: dict[str, str]) -> Model:
+    """A model that makes each turn's calls as native tool calls, several in one reply where a turn has
+    several (the controls play one call per turn; the organism's grounded episodes read in batches)."""
+    say = _fill(policy.say, facts) if policy.say else ""
     outputs = []
-    for n, (name, args) in enumerate(steps):
-        out = ModelOutput.for_tool_call("mockllm/model", name, args, content=say if n == 0 else "")
+    for n, turn in enumerate(turns):
+        calls = [ToolCall(id=f"call_{n}_{i}", function=f, arguments=args) for i, (f, args) in enumerate(turn)]
+        message = ChatMessageAssistant(content=say if n == 0 else "", tool_calls=calls, source="generate")
+        choice = ChatCompletionChoice(message=message, stop_reason="tool_calls")
+        out = ModelOutput(model="mockllm/model", choices=[choice])
         out.usage = ModelUsage(input_tokens=1, output_tokens=1, total_tokens=2)  # no tokenizer download
         outputs.append(out)
     return get_model("mockllm/model", custom_outputs=outputs, memoize=False)
@@ -349,7 +364,7 @@ async def play_control(
     steps = script(policy, episode)
     if steps is None:
         return None
-    agent = scripted_agent(policy, steps, world_facts(episode))
+    agent = scripted_agent(policy, [[step] for step in steps], world_facts(episode))
     result = await run_episode(agent, episode, max_turns=len(steps), tool_format="native")
     if judge == "oracle":
         from teachwhy.evals.classify import combine
