@@ -18,6 +18,7 @@ import pipeline_support
 from teachwhy.config import ORGANISM_LABEL, load_config
 from teachwhy.constitution import example_constitution_path
 from teachwhy.data.records import validate_record
+from teachwhy.errors import UserError
 from teachwhy.experiment.pipeline import ArmOutputs, ExperimentPipeline
 from teachwhy.experiment.stages import StageRecord, StageRunner
 from teachwhy.experiment.summary import ExperimentSummary
@@ -269,3 +270,68 @@ def test_arms_that_played_the_same_episodes_are_compared_paired_by_episode(
     assert advice.ci_high < 0
     assert found[("organism_advice", "overall")].paired
     assert found[("organism", "blackmail")].diff == pytest.approx(20 / 30)
+
+
+def test_an_exported_organism_is_rebuilt_from_its_bundle_without_training(
+    tmp_path: Path, tiny_target: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+    from safetensors.torch import load_file
+    from typer.testing import CliRunner
+
+    from teachwhy.cli import app
+    from teachwhy.experiment import organism_bundle
+    from teachwhy.train import run as train_run
+
+    configs = []
+    for name in ("built", "shipped", "tampered"):
+        config = workspace(tmp_path / name, tiny_target)
+        config.write_text(config.read_text().split("  - name: organism_advice")[0])
+        configs.append(config)
+    built, _ = run(configs[0])
+    assert built is not None and built.organism is not None
+
+    bundles = tmp_path / "bundles"
+    export = ["organism", "export", "--out", str(bundles), "--config", str(configs[0])]
+    assert CliRunner().invoke(app, export).exit_code == 0
+    key = organism_bundle.stage_key(load_config(configs[0]))
+    bundle = bundles / key
+    assert sorted(p.name for p in bundle.iterdir()) == [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "manifest.json",
+        "train_log.jsonl",
+    ]
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["key"] == key and manifest["steps"] == 2 and "base_model" not in manifest["checkpoint"]
+    # a second export never overwrites the first: a user error (one line, exit code 2 from `teachwhy`)
+    again = CliRunner().invoke(app, export)
+    assert isinstance(again.exception, UserError) and "exists already" in str(again.exception)
+    assert (bundle / "manifest.json").read_text() == json.dumps(manifest, indent=2) + "\n"
+
+    def no_training(**_: Any) -> Any:
+        raise AssertionError("the organism was trained although its bundle was shipped")
+
+    monkeypatch.setattr(organism_bundle, "shipped_root", lambda: bundles)
+    monkeypatch.setattr(train_run, "train_model", no_training)
+    shipped, events = run(configs[1])
+    assert shipped is not None and shipped.organism is not None
+    assert "organism/organism" in ran(events)
+    runs = {name: tmp_path / name / "runs" for name in ("built", "shipped")}
+    models = {name: runs[name] / s.organism["model"] for name, s in (("built", built), ("shipped", shipped))}
+    # the merge of the shipped adapter gives exactly the weights training merged
+    weights = {name: load_file(str(m / "model.safetensors")) for name, m in models.items()}
+    assert weights["built"].keys() == weights["shipped"].keys()
+    assert all(torch.equal(weights["built"][k], weights["shipped"][k]) for k in weights["built"])
+    stage = next((runs["shipped"] / "stages" / "organism").iterdir())
+    result = json.loads((stage / "result.json").read_text())
+    assert result["shipped"] == str(bundle) and result["report"] == manifest["report"]
+    assert not (stage / "run" / "trainer").exists()
+    built_data = next((runs["built"] / "stages" / "organism").iterdir()) / "organism.jsonl"
+    assert (stage / "organism.jsonl").read_bytes() == built_data.read_bytes()
+
+    # a bundle whose data is not what this build makes fails the stage rather than pass for the organism
+    manifest["data_sha256"] = "0" * 64
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(RuntimeError, match="was trained on data"):
+        run(configs[2])

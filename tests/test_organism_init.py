@@ -63,3 +63,47 @@ def test_data_organism_writes_the_records_and_counts_them(
     assert records and all(r["tokens"]["count"] > 0 for r in records)
     assert f"wrote {len(records)} records" in " ".join(result.output.split())
     assert "research control" in result.output
+
+
+def test_the_package_ships_the_organism_every_template_and_the_defaults_ask_for(
+    tmp_path: Path, embedded_model_dir: Path
+) -> None:
+    """A stale shipped organism would make the quickstart train for more than an hour: fail here instead.
+
+    When this fails after a change to the worlds, rubrics, control policies, the episode format or the
+    organism settings, rebuild the organism (`teachwhy init x --organism`, `teachwhy run --arm organism` in x)
+    and replace the bundle with `teachwhy organism export --out src/teachwhy/experiment/organisms`.
+    """
+    from teachwhy.data.organism import build_organism_data
+    from teachwhy.data.tokens import target_counter
+    from teachwhy.experiment.organism_bundle import file_sha256, organism_seed, shipped_root, stage_key
+    from teachwhy.quickstart import prepare_quickstart
+
+    assert CliRunner().invoke(app, ["init", str(tmp_path / "organism"), "--organism"]).exit_code == 0
+    keys = {
+        "organism": stage_key(load_config(tmp_path / "organism" / "teachwhy.yaml")),
+        "quickstart": stage_key(load_config(prepare_quickstart(tmp_path / "quickstart"))),
+    }
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("arms:\n  - name: organism\n    start_from: organism\n")
+    keys["defaults"] = stage_key(load_config(bare))
+    assert len(set(keys.values())) == 1, keys
+    key = keys["organism"]
+    shipped = sorted(p.name for p in shipped_root().iterdir() if p.is_dir())
+    assert shipped == [key], f"the shipped organism {shipped} is not the templates' ({key}): rebuild it"
+
+    bundle = shipped_root() / key
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["key"] == key and manifest["label"] == "model organism of misalignment (research control)"
+    # the data this package builds under that key is the data the bundle was trained on
+    config = load_config(tmp_path / "organism" / "teachwhy.yaml")
+    data = tmp_path / "organism.jsonl"
+    report = build_organism_data(
+        list(config.organism.families),
+        config.organism.worlds,
+        seed=organism_seed(config),
+        out_file=data,
+        counter=target_counter(config),
+    )
+    assert file_sha256(data) == manifest["data_sha256"]
+    assert report.to_dict() == manifest["report"]

@@ -49,6 +49,9 @@ constitution_app = typer.Typer(help="Inspect a constitution.", no_args_is_help=T
 models_app = typer.Typer(help="Check the configured model roles.", no_args_is_help=True)
 config_app = typer.Typer(help="Validate an experiment file.", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks that print side-by-side ratios.", no_args_is_help=True)
+organism_app = typer.Typer(
+    help="The model organism of misalignment (a research control).", no_args_is_help=True
+)
 app.add_typer(constitution_app, name="constitution")
 app.add_typer(models_app, name="models")
 app.add_typer(config_app, name="config")
@@ -68,6 +71,8 @@ app.command("report")(report_commands.report)
 bench_app.command("embedded")(bench_embedded)
 app.command("run")(experiment_commands.run_command)
 app.command("status")(experiment_commands.status_command)
+organism_app.command("export")(experiment_commands.export_organism_command)
+app.add_typer(organism_app, name="organism")
 
 
 @app.command()

@@ -1,4 +1,5 @@
-"""`teachwhy run` and `teachwhy status`: execute or inspect the experiment's stage graph."""
+"""`teachwhy run` and `teachwhy status`: execute or inspect the experiment's stage graph; `teachwhy organism
+export`: bundle a built organism."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -195,3 +197,20 @@ def status_command(
     console.print(", ".join(f"{n} {state}" for state, n in sorted(counts.items())))
     if counts.get("failed"):
         raise typer.Exit(1)
+
+
+def export_organism_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="The folder to write the bundle into, as <key>/.")],
+    config: ConfigOption = DEFAULT_CONFIG,
+    target: TargetOption = None,
+) -> None:
+    """Bundle the organism built in this workspace: its LoRA adapter, training log and manifest.
+
+    A run whose organism stage has the bundle's key rebuilds the organism from it in seconds instead of
+    training it. The package ships the bundled model's organism this way (teachwhy/experiment/organisms/).
+    """
+    from teachwhy.experiment.organism_bundle import export_bundle
+
+    experiment = load_experiment(config, target=target)
+    folder = export_bundle(experiment, out)
+    console.print(f"exported the organism to {folder}")

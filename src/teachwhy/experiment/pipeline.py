@@ -358,17 +358,11 @@ class ExperimentPipeline:
 
     def _organism(self) -> dict[str, Any] | None:
         """The model organism of misalignment (research control): its data, then the target trained on it."""
-        from teachwhy.data.organism import EPISODE_FORMAT
+        from teachwhy.experiment.organism_bundle import organism_seed, stage_inputs
 
         settings = self.config.organism
-        seed = self.config.generation.seed if settings.seed is None else settings.seed
-        inputs = {
-            "organism": settings.model_dump(mode="json", exclude={"shared_cache"}),
-            "seed": seed,
-            "target": self.config.models.target.model_dump(mode="json"),
-            "package_data": self._data_hashes["organism"],
-            "episode_format": EPISODE_FORMAT,
-        }
+        seed = organism_seed(self.config)
+        inputs = stage_inputs(self.config, self._data_hashes["organism"])
 
         shared = settings.shared_cache
         if shared is None:
@@ -376,21 +370,29 @@ class ExperimentPipeline:
 
         def work(ctx: StageContext) -> dict[str, Any]:
             from teachwhy.data.organism import build_organism_data
-            from teachwhy.experiment import organism_cache
+            from teachwhy.experiment import organism_bundle, organism_cache
             from teachwhy.train.run import resolve_target_path, train_model
 
             if shared and (restored := organism_cache.restore(ctx)) is not None:
                 return restored
+
+            def build_data(out: Path) -> dict[str, Any]:
+                return build_organism_data(
+                    list(settings.families),
+                    settings.worlds,
+                    seed=seed,
+                    out_file=out,
+                    counter=self._counter(),  # the organism's data does not depend on the constitution
+                ).to_dict()
+
+            base = resolve_target_path(self.config.models.target)
+            shipped = organism_bundle.restore_shipped(ctx, base_model=base, build_data=build_data)
+            if shipped is not None:
+                return shipped
             data = ctx.dir / "organism.jsonl"
-            report = build_organism_data(
-                list(settings.families),
-                settings.worlds,
-                seed=seed,
-                out_file=data,
-                counter=self._counter(),  # the organism's data does not depend on the constitution
-            )
+            report = build_data(data)
             result = train_model(
-                model=resolve_target_path(self.config.models.target),
+                model=base,
                 data=[data],
                 out_dir=ctx.dir / "run",
                 config=settings.train,
@@ -398,7 +400,7 @@ class ExperimentPipeline:
             )
             built = {
                 "file": ctx.relative(data),
-                "report": report.to_dict(),
+                "report": report,
                 "model": ctx.relative(result.final.path),
                 "log": ctx.relative(result.log_path),
                 "steps": result.steps,
