@@ -277,3 +277,7 @@ def test_two_runs_compare_each_indicator_with_newcombe_and_fisher() -> None:
     # one epoch and one wording: nothing to measure agreement on, said rather than counted as zero
     agreement = rows[("all", "epoch_consistency")]
     assert agreement.diff is None and agreement.note == "neither run has anything to measure this on"
+    # a run that made no tool call has no calls to take a share of
+    silent = results([sample(w, PRESSURED, "not_harmful", calls=0, harmful=0) for w in ("w1", "w2", "w3")])
+    calls = {(r.scope, r.indicator): r for r in compare_indicators(a, silent)}[("all", "harmful_tool_calls")]
+    assert calls.diff is None and calls.note == "run B has nothing to measure this on"

@@ -1,4 +1,5 @@
-"""The quickstart itself, end to end on the bundled model: init, three arms, checkpoint evals, report."""
+"""The quickstart itself, end to end on the bundled model: init, the shipped organism, four arms, checkpoint
+evals, report."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def teachwhy(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.embedded
-@pytest.mark.timeout(1800)  # about 9 minutes on 2 idle cores, two runs of it; more when CI shares the machine
+@pytest.mark.timeout(1800)  # about 9 minutes on 2 idle cores (the rerun: seconds); more when CI shares it
 def test_quickstart_runs_the_whole_loop_and_a_rerun_does_no_work(
     tmp_path: Path, embedded_model_dir: Path
 ) -> None:
@@ -36,12 +37,21 @@ def test_quickstart_runs_the_whole_loop_and_a_rerun_does_no_work(
 
     summary = json.loads((tmp_path / "qs" / "runs" / "summary.json").read_text())
     arms = {a["name"]: a for a in summary["arms"]}
-    assert list(arms) == ["baseline", "advice", "documents_stories"]
+    assert list(arms) == ["baseline", "organism", "advice", "documents_stories"]
     assert [c["step"] for c in arms["baseline"]["checkpoints"]] == [0]
+    assert [c["step"] for c in arms["organism"]["checkpoints"]] == [0]
+    # the organism is the shipped one, merged in seconds, never trained here
+    organism_stage = next((tmp_path / "qs" / "runs" / "stages" / "organism").iterdir())
+    assert "shipped" in json.loads((organism_stage / "result.json").read_text())
+    assert not (organism_stage / "run" / "trainer").exists()
+    assert summary["organism_baseline"] == "organism"
     for name in ("advice", "documents_stories"):
         arm = arms[name]
-        assert [c["step"] for c in arm["checkpoints"]] == [0, 2, 4]
+        assert arm["start_from"] == "organism"
+        assert [c["step"] for c in arm["checkpoints"]] == [0, 4]
+        assert arm["checkpoints"][0] == arms["organism"]["checkpoints"][0]
         assert sum(arm["tokens_by_source"].values()) > 0
+    for name, arm in arms.items():
         for checkpoint in arm["checkpoints"]:
             for family, rate in checkpoint["families"].items():
                 # one episode per family: it is scored, unscored or an error — never missing
@@ -50,13 +60,15 @@ def test_quickstart_runs_the_whole_loop_and_a_rerun_does_no_work(
 
     index = (tmp_path / "qs" / "runs" / "report" / "index.html").read_text()
     assert "documents_stories" in index and "Misalignment rate" in index
+    assert "model organism of misalignment (research control)" in index
     if shutil.which("chromium"):
         assert (tmp_path / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     again = teachwhy("quickstart", "qs", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "▶" not in again.stdout  # no stage started: every one was found finished
-    assert again.stdout.count("(finished earlier)") == 15  # 14 stages of the arms and the controls
+    # the controls, the target's and the organism's step 0, the organism, and 5 + 6 stages of the two arms
+    assert again.stdout.count("(finished earlier)") == 15
 
 
 def test_quickstart_never_overwrites_another_config(tmp_path: Path) -> None:

@@ -84,7 +84,8 @@ def quickstart(
         Path | None, typer.Option("--screenshot", help="Also save a PNG of the report (needs Chromium).")
     ] = None,
 ) -> None:
-    """The whole loop on the bundled model: init, a three-arm experiment, and the HTML report."""
+    """The whole loop on the bundled model: init, four arms (the target, the shipped model organism, the
+    organism + two interventions), and the HTML report."""
     from teachwhy.quickstart import run_quickstart
 
     run_quickstart(directory, screenshot=screenshot)

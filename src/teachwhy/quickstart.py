@@ -49,7 +49,11 @@ def run_quickstart(directory: Path, *, screenshot: Path | None = None) -> Path:
     console = Console()
     started = time.perf_counter()
     config = load_config(prepare_quickstart(directory))
-    console.print(f"[bold]teachwhy quickstart[/bold] in {directory} (3 arms, bundled model, CPU)")
+    console.print(
+        f"[bold]teachwhy quickstart[/bold] in {directory} (bundled model, CPU): the target, the shipped "
+        "model organism of misalignment (a research control), and the organism + advice, + documents "
+        "and stories"
+    )
     run_experiment(config)
     index = build_report(config.workspace_path / "summary.json")
     if screenshot is not None:

@@ -199,8 +199,8 @@ def compare_indicators(a: HoneypotResults, b: HoneypotResults) -> list[Indicator
             if d is None:
                 # difference() is None only when a run has no unit for the indicator
                 empty = [run for run, x in (("A", pa), ("B", pb)) if x is None or not x.n]
-                who = "neither run has" if len(empty) == 2 else f"run {empty[0]} has"
-                note = f"{who} anything to measure this on"
+                who = "neither run has anything" if len(empty) == 2 else f"run {empty[0]} has nothing"
+                note = f"{who} to measure this on"
                 out.append(IndicatorComparison(scope, name, *counts, None, None, None, None, note))
                 continue
             out.append(IndicatorComparison(scope, name, *counts, d.diff, d.ci_low, d.ci_high, d.p_value))

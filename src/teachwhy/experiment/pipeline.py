@@ -373,9 +373,6 @@ class ExperimentPipeline:
             from teachwhy.experiment import organism_bundle, organism_cache
             from teachwhy.train.run import resolve_target_path, train_model
 
-            if shared and (restored := organism_cache.restore(ctx)) is not None:
-                return restored
-
             def build_data(out: Path) -> dict[str, Any]:
                 return build_organism_data(
                     list(settings.families),
@@ -386,9 +383,12 @@ class ExperimentPipeline:
                 ).to_dict()
 
             base = resolve_target_path(self.config.models.target)
+            # the package's own bundle first (the same on every machine), then the shared cache
             shipped = organism_bundle.restore_shipped(ctx, base_model=base, build_data=build_data)
             if shipped is not None:
                 return shipped
+            if shared and (restored := organism_cache.restore(ctx)) is not None:
+                return restored
             data = ctx.dir / "organism.jsonl"
             report = build_data(data)
             result = train_model(
