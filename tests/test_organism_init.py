@@ -76,8 +76,9 @@ def test_the_package_ships_the_organism_every_template_and_the_defaults_ask_for(
     """
     from teachwhy.data.organism import build_organism_data
     from teachwhy.data.tokens import target_counter
-    from teachwhy.experiment.organism_bundle import file_sha256, organism_seed, shipped_root, stage_key
+    from teachwhy.experiment.organism_bundle import organism_seed, shipped_root, stage_key
     from teachwhy.quickstart import prepare_quickstart
+    from teachwhy.storage import file_hash
 
     assert CliRunner().invoke(app, ["init", str(tmp_path / "organism"), "--organism"]).exit_code == 0
     keys = {
@@ -105,5 +106,5 @@ def test_the_package_ships_the_organism_every_template_and_the_defaults_ask_for(
         out_file=data,
         counter=target_counter(config),
     )
-    assert file_sha256(data) == manifest["data_sha256"]
+    assert file_hash(data, length=64) == manifest["data_sha256"]
     assert report.to_dict() == manifest["report"]

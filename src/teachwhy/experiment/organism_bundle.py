@@ -14,7 +14,6 @@ test suite fails when the shipped bundle's key is not the templates' key.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from typing import Any
 from teachwhy.config import ExperimentConfig
 from teachwhy.errors import UserError
 from teachwhy.experiment.stages import StageContext
-from teachwhy.storage import atomic_write_json, content_hash
+from teachwhy.storage import atomic_write_json, content_hash, file_hash
 
 MANIFEST = "manifest.json"
 LOG = "train_log.jsonl"
@@ -68,10 +67,6 @@ def stage_key(config: ExperimentConfig) -> str:
     return content_hash("organism", stage_inputs(config, data), [])
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def restore_shipped(
     ctx: StageContext,
     *,
@@ -96,7 +91,7 @@ def restore_shipped(
     manifest = json.loads((bundle / MANIFEST).read_text(encoding="utf-8"))
     data = ctx.dir / "organism.jsonl"
     report = build_data(data)
-    if (digest := file_sha256(data)) != manifest["data_sha256"]:
+    if (digest := file_hash(data, length=64)) != manifest["data_sha256"]:
         raise RuntimeError(
             f"the shipped organism {bundle} was trained on data with sha256 {manifest['data_sha256'][:16]}, "
             f"but this build makes {digest[:16]} under the same key; export it again from a real build"
@@ -161,7 +156,7 @@ def export_bundle(config: ExperimentConfig, out: Path) -> Path:
             "key": key,
             "label": result["report"].get("label"),
             "inputs": json.loads((stage / "inputs.json").read_text(encoding="utf-8"))["inputs"],
-            "data_sha256": file_sha256(config.workspace_path / result["file"]),
+            "data_sha256": file_hash(config.workspace_path / result["file"], length=64),
             "report": result["report"],
             "steps": result["steps"],
             "checkpoint": meta,
