@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
 from pathlib import Path
 
@@ -43,3 +44,16 @@ def test_agent_episodes_reuse_the_shared_world(tmp_path: Path, embedded_model_di
 def test_without_llama_cpp_the_bench_says_so(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # makes the import fail
     assert _llama_cpp_single(tmp_path / "model.gguf", 1, 1, threads=1) == LLAMA_CPP_MISSING
+
+
+def test_an_unknown_weights_type_is_refused_before_anything_loads() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "teachwhy", "bench", "embedded", "--dtype", "int4"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: bench embedded --dtype: must be one of float32, bfloat16, float16, int8, got 'int4'"
+    ]

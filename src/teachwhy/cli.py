@@ -35,6 +35,7 @@ from teachwhy.evals import controls_cli, judge_check
 from teachwhy.experiment import commands as experiment_commands
 from teachwhy.jsonout import JsonOption, emit_json, make_console
 from teachwhy.models.bench import bench_embedded
+from teachwhy.models.bench_dtype import bench_dtype
 from teachwhy.report import commands as report_commands
 from teachwhy.train import commands as train_commands
 
@@ -69,6 +70,7 @@ eval_commands.eval_app.command("adherence")(assessment_commands.adherence_comman
 app.command("judge-check")(judge_check.judge_check_command)
 app.command("report")(report_commands.report)
 bench_app.command("embedded")(bench_embedded)
+bench_app.command("dtype")(bench_dtype)
 app.command("run")(experiment_commands.run_command)
 app.command("status")(experiment_commands.status_command)
 organism_app.command("export")(experiment_commands.export_organism_command)

@@ -29,6 +29,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from teachwhy.errors import UserError
+
 if TYPE_CHECKING:
     from inspect_ai.model import Model
 
@@ -142,8 +144,13 @@ def run_benchmark(
     world_tokens: int = 1500,
     stream_prompts: int = 4,
     device: str = "cpu",
+    dtype: str = "float32",
 ) -> tuple[list[Timing], list[str]]:
-    """Time every provider on every pattern; returns the timings and notes on what was not measured."""
+    """Time every provider on every pattern; returns the timings and notes on what was not measured.
+
+    ``dtype`` is the weights' type for ``hf`` and the embedded provider alike, except ``int8``, which ``hf``
+    has no equivalent of: it then runs float32, as it does by default. llama.cpp always runs the GGUF.
+    """
     import torch
     from inspect_ai.model import GenerateConfig, get_model
     from transformers import AutoTokenizer
@@ -151,6 +158,7 @@ def run_benchmark(
     from teachwhy.models.embedded import gguf_path, materialise_embedded
 
     folder = materialise_embedded()
+    hf_dtype = torch.float32 if dtype == "int8" else getattr(torch, dtype)
     world = agent_world(AutoTokenizer.from_pretrained(folder), world_tokens)
     max_batch = max(prompts, episodes)
     concurrent = f"concurrent {prompts}×{tokens}"
@@ -162,11 +170,16 @@ def run_benchmark(
         (agent, partial(_agent, world=world, episodes=episodes, turns=turns, tokens=tokens)),
     ]
     providers: list[tuple[str, str, dict[str, Any], list[Pattern]]] = [
-        ("hf", "hf/local", {"model_path": str(folder), "device": device, "do_sample": False}, shared),
+        (
+            "hf",
+            "hf/local",
+            {"model_path": str(folder), "device": device, "do_sample": False, "dtype": hf_dtype},
+            shared,
+        ),
         (
             "embedded",
             f"embedded/{folder}",
-            {"device": device, "max_batch": max_batch},
+            {"device": device, "max_batch": max_batch, "dtype": dtype},
             [*shared, (single, partial(_one_by_one, prompts=stream_prompts, tokens=tokens))],
         ),
     ]
@@ -201,8 +214,19 @@ def bench_embedded(
     threads: Annotated[
         int | None, typer.Option(min=1, help="CPU threads for torch and llama.cpp alike (default: torch's).")
     ] = None,
+    dtype: Annotated[
+        str,
+        typer.Option(
+            help="Weights' type: float32, bfloat16, float16 (hf and embedded alike) or int8 (embedded only; "
+            "hf runs float32)."
+        ),
+    ] = "float32",
 ) -> None:
     """The embedded provider vs Inspect's hf provider and llama.cpp on the same requests: time and ratios."""
+    from teachwhy.models.loaded import DTYPES
+
+    if dtype not in DTYPES:
+        raise UserError(f"must be one of {', '.join(DTYPES)}, got '{dtype}'", key="bench embedded --dtype")
     import torch
 
     if threads is not None:  # on a busy machine, fewer threads than cores spares them waiting on each other
@@ -217,11 +241,15 @@ def bench_embedded(
         world_tokens=world_tokens,
         stream_prompts=stream_prompts,
         device=device,
+        dtype=dtype,
     )
     by_pattern: dict[str, dict[str, Timing]] = {}
     for t in timings:
         by_pattern.setdefault(t.pattern, {})[t.provider] = t
-    table = Table(title="embedded provider vs Inspect's hf provider and llama.cpp (SmolLM2-135M, greedy)")
+    table = Table(
+        title="embedded provider vs Inspect's hf provider and llama.cpp (SmolLM2-135M, greedy, "
+        f"embedded {dtype}, hf {'float32' if dtype == 'int8' else dtype}; llama.cpp: the Q4_1 GGUF)"
+    )
     for column in ("pattern", "provider", "seconds", "output tok/s", "embedded speed-up"):
         table.add_column(column)
     for pattern, by_provider in by_pattern.items():

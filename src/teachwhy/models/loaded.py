@@ -17,7 +17,12 @@ from typing import Any
 from teachwhy.errors import UserError
 from teachwhy.models.embedded import EMBEDDED_NAME, materialise_embedded
 
-_DTYPES = ("float32", "bfloat16", "float16")
+DTYPES = (
+    "float32",
+    "bfloat16",
+    "float16",
+    "int8",
+)  # int8: weight-only, bfloat16 compute (models/quantize.py)
 
 
 @dataclass
@@ -69,8 +74,8 @@ def acquire(
     folder: Path, *, device: str, dtype: str, max_batch: int, prefix_cache_mb: int = 0
 ) -> LoadedModel:
     """Load ``folder`` (or reuse it if loaded with the same settings) and take a reference to it."""
-    if dtype not in _DTYPES:
-        raise UserError(f"embedded: dtype must be one of {', '.join(_DTYPES)}, got '{dtype}'", key="dtype")
+    if dtype not in DTYPES:
+        raise UserError(f"embedded: dtype must be one of {', '.join(DTYPES)}, got '{dtype}'", key="dtype")
     key = (str(folder), device, dtype, max_batch, prefix_cache_mb)
     with _LOCK:
         loaded = _LOADED.get(key)
@@ -112,7 +117,7 @@ def _load(folder: Path, *, device: str, dtype: str, max_batch: int, prefix_cache
 
     try:
         model: Any = AutoModelForCausalLM.from_pretrained(
-            folder, dtype=getattr(torch, dtype), device_map=device
+            folder, dtype=torch.float32 if dtype == "int8" else getattr(torch, dtype), device_map=device
         )
         worker_tokenizer = AutoTokenizer.from_pretrained(folder)
         tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -121,6 +126,10 @@ def _load(folder: Path, *, device: str, dtype: str, max_batch: int, prefix_cache
             f"embedded/{folder}: cannot load the model folder ({' '.join(str(e).split())})"
         ) from e
     model.eval()
+    if dtype == "int8":
+        from teachwhy.models.quantize import quantize_weights_int8
+
+        quantize_weights_int8(model)
     stop_ids = _stop_token_ids(model, tokenizer)
     context = int(getattr(model.config.get_text_config(decoder=True), "max_position_embeddings", 0) or 4096)
     batcher = ContinuousBatcher(

@@ -7,7 +7,9 @@ Model strings:
   (an absolute path gives ``embedded//abs/path``).
 
 Model args (``-M`` on the Inspect command line, ``args`` in teachwhy.yaml): ``device`` (default ``cuda``
-when available, else ``cpu``), ``dtype`` (``float32``, ``bfloat16``, ``float16``; default ``float32``),
+when available, else ``cpu``), ``dtype`` (``float32``, ``bfloat16``, ``float16``, or ``int8``: weight-only,
+bfloat16 compute, an opt-in for speed that changes the model slightly, see :mod:`teachwhy.models.quantize`;
+default ``float32``),
 ``max_batch`` (the most requests decoded together; default 32, also the default ``max_connections``) and
 ``prefix_cache_mb`` (memory for the keys and values of earlier prompts and replies, so a turn that repeats
 an agent's history or a shared system prompt runs only its new tokens; default 1024, 0 turns it off).
