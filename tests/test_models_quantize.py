@@ -14,7 +14,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 import pipeline_support
 from teachwhy.errors import UserError
 from teachwhy.models import loaded as loaded_module
-from teachwhy.models.quantize import Int8WeightLinear, quantize_weights_int8
+from teachwhy.models.quantize import PACKED_ROWS, Int8WeightLinear, quantize_weights_int8
 
 
 def test_an_int8_layer_stores_a_quarter_of_the_bytes_and_computes_close_to_float32() -> None:
@@ -25,14 +25,16 @@ def test_an_int8_layer_stores_a_quarter_of_the_bytes_and_computes_close_to_float
     assert layer.weight_int8.element_size() * 4 == linear.weight.element_size()
     # one scale per output row, which each row's largest weight nearly fills
     assert set(layer.weight_int8.abs().amax(dim=1).tolist()) <= {124, 125, 126, 127}
-    x = torch.randn(3, 5, 96)
-    out = layer(x.to(torch.bfloat16)).float()
-    assert out.shape == (3, 5, 40)
-    exact = linear(x)
-    assert (out - exact).norm() / exact.norm() < 0.02
-    # and it is the product with the dequantized weight, not the float32 one
-    dequantized = nn.functional.linear(x, layer.dequantized(), linear.bias)
-    assert (out - dequantized).norm() / dequantized.norm() < 0.01
+    # decoding (a few rows) runs the int8 kernel; a prompt (many rows) widens the weight: same product
+    for rows in (3, PACKED_ROWS + 8):
+        x = torch.randn(rows, 5, 96)
+        out = layer(x.to(torch.bfloat16)).float()
+        assert out.shape == (rows, 5, 40)
+        exact = linear(x)
+        assert (out - exact).norm() / exact.norm() < 0.02
+        # and it is the product with the dequantized weight, not the float32 one
+        dequantized = nn.functional.linear(x, layer.dequantized(), linear.bias)
+        assert (out - dequantized).norm() / dequantized.norm() < 0.01
     # each weight is rounded to its row's int8 grid: off by at most half a step
     step = layer.scale.to(torch.float32)[:, None]
     assert ((layer.dequantized() - linear.weight.detach()).abs() <= step * 0.5001).all()

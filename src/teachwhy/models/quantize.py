@@ -1,8 +1,9 @@
 """Weight-only int8 for the embedded engine (model arg ``dtype: int8``), an opt-in for speed.
 
 Each linear layer's weight is stored as int8 with one scale per output row (the row's largest magnitude over
-127); activations, norms, embeddings and the key-value cache are bfloat16. A matrix product reads a quarter
-of the bytes float32 does, which is what bounds decoding on a CPU, and runs in PyTorch's int8-weight kernel.
+127); activations, norms, embeddings and the key-value cache are bfloat16. A decoding step's products run in
+PyTorch's int8-weight kernel and read a quarter of float32's bytes; a prompt's widen the weight to bfloat16
+first (see :data:`PACKED_ROWS`).
 
 It changes the model: on the organism's episodes the next-token distribution moves by a KL of about 0.01
 nats per token from the float32 model's (bfloat16 alone: about 0.002; the organism's whole training moved it
@@ -10,7 +11,7 @@ by 0.9 -- see README, "The embedded engine"). A training step whose change to a 
 that row's int8 step is partly rounded away, so compare checkpoints in the type they were trained in;
 ``int8`` is for roles that run a fixed model (generator, judge, auditor) and for quick looks.
 Activation quantization (``torch.ao``'s dynamic int8) is not offered: it moved the same distribution by a KL
-of 2.4, more than the organism's training did.
+of 2.45, more than the organism's training did (``teachwhy bench dtype`` measures all of these).
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ from typing import Any
 
 import torch
 from torch import nn
+
+PACKED_ROWS = 32
+"""Up to this many rows per product (tokens across the batch) use the int8 kernel; more widen the weight.
+On a CPU the int8 kernel is the fastest for a few rows and several times slower than a dense bfloat16
+product for a prompt of hundreds of tokens."""
 
 
 class Int8WeightLinear(nn.Module):
@@ -43,7 +49,11 @@ class Int8WeightLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, self.in_features).to(self.scale.dtype).contiguous()
-        out: torch.Tensor = torch.ops.aten._weight_int8pack_mm(flat, self.weight_int8, self.scale)
+        if flat.shape[0] <= PACKED_ROWS:  # decoding: the int8 kernel reads a quarter of float32's bytes
+            out: torch.Tensor = torch.ops.aten._weight_int8pack_mm(flat, self.weight_int8, self.scale)
+        else:  # a prompt: widening the weight once and one dense product is several times faster
+            weight = self.weight_int8.to(self.scale.dtype) * self.scale[:, None]
+            out = nn.functional.linear(flat, weight)
         out = out.reshape(*x.shape[:-1], self.out_features)
         return out if self.bias is None else out + self.bias
 
