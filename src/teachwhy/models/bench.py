@@ -135,6 +135,11 @@ def _llama_cpp_single(gguf: Path, prompts: int, tokens: int, threads: int) -> Ti
     return Timing(f"single stream {prompts}×{tokens}", "llama.cpp", seconds, prompts, produced)
 
 
+def hf_dtype(dtype: str) -> str:
+    """The type ``hf`` runs beside the embedded provider's ``dtype``: the same, or float32 for int8."""
+    return "float32" if dtype == "int8" else dtype
+
+
 def run_benchmark(
     *,
     prompts: int = 16,
@@ -158,7 +163,6 @@ def run_benchmark(
     from teachwhy.models.embedded import gguf_path, materialise_embedded
 
     folder = materialise_embedded()
-    hf_dtype = torch.float32 if dtype == "int8" else getattr(torch, dtype)
     world = agent_world(AutoTokenizer.from_pretrained(folder), world_tokens)
     max_batch = max(prompts, episodes)
     concurrent = f"concurrent {prompts}×{tokens}"
@@ -173,7 +177,12 @@ def run_benchmark(
         (
             "hf",
             "hf/local",
-            {"model_path": str(folder), "device": device, "do_sample": False, "dtype": hf_dtype},
+            {
+                "model_path": str(folder),
+                "device": device,
+                "do_sample": False,
+                "dtype": getattr(torch, hf_dtype(dtype)),
+            },
             shared,
         ),
         (
@@ -248,7 +257,7 @@ def bench_embedded(
         by_pattern.setdefault(t.pattern, {})[t.provider] = t
     table = Table(
         title="embedded provider vs Inspect's hf provider and llama.cpp (SmolLM2-135M, greedy, "
-        f"embedded {dtype}, hf {'float32' if dtype == 'int8' else dtype}; llama.cpp: the Q4_1 GGUF)"
+        f"embedded {dtype}, hf {hf_dtype(dtype)}; llama.cpp: the Q4_1 GGUF)"
     )
     for column in ("pattern", "provider", "seconds", "output tok/s", "embedded speed-up"):
         table.add_column(column)

@@ -17,12 +17,8 @@ from typing import Any
 from teachwhy.errors import UserError
 from teachwhy.models.embedded import EMBEDDED_NAME, materialise_embedded
 
-DTYPES = (
-    "float32",
-    "bfloat16",
-    "float16",
-    "int8",
-)  # int8: weight-only, bfloat16 compute (models/quantize.py)
+DTYPES = ("float32", "bfloat16", "float16", "int8")
+"""Weights' types the engine loads; ``int8``: weight-only, bfloat16 compute (see ``models/quantize.py``)."""
 
 
 @dataclass
