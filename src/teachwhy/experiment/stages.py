@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from teachwhy.errors import UserError
+from teachwhy.experiment.memory import release_memory, resident_mb
 from teachwhy.resources import AREAS, package_dir, track_resources
 from teachwhy.storage import atomic_write_json, content_hash
 
@@ -170,6 +171,7 @@ class StageRunner:
                 with track_resources() as used:  # the data files it read, the user's overlay files among them
                     result = fn(StageContext(stage_id, key, folder, self.workspace))
             except BaseException as e:
+                release_memory()
                 message = " ".join(str(e).split()) or type(e).__name__
                 atomic_write_json(
                     folder / FAILED,
@@ -185,7 +187,10 @@ class StageRunner:
             result["__finished__"] = datetime.now(UTC).isoformat(timespec="seconds")
             atomic_write_json(folder / RESULT, result)
         self._remember(stage_id, key)
-        self._write_log(f"done {stage_id} key={key} in {seconds:.1f}s")
+        release_memory()  # what the stage freed goes back to the system before the next one starts
+        held = resident_mb()
+        memory = f", {held / 1024:.1f} GB resident after" if held is not None else ""
+        self._write_log(f"done {stage_id} key={key} in {seconds:.1f}s{memory}")
         record = StageRecord(stage_id, kind, key, "done", seconds, detail=detail)
         self._record(record, event="done")
         return result
