@@ -25,6 +25,7 @@ from inspect_ai.model import (
     Model,
     ModelOutput,
     get_model,
+    get_model_info,
 )
 from inspect_ai.tool import ToolCall, ToolFunction, ToolInfo, ToolParam, ToolParams
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -331,6 +332,20 @@ def test_loaded_models_are_released_when_the_last_user_closes(tiny_model_dir: Pa
     model.api.close()
     assert not batcher.alive
     assert not any(m.batcher is batcher for m in loaded_module._LOADED.values())
+
+
+def test_inspects_model_info_lookup_does_not_keep_a_checkpoint_loaded(tiny_model_dir: Path) -> None:
+    """During an eval Inspect looks up the model's info by name, which builds (and memoizes forever) a
+    provider instance with a placeholder key. It must not take a reference to the loaded weights, or every
+    evaluated checkpoint stays in memory until the process ends (a long run grew to 24 GB)."""
+    model = get_model(f"embedded/{tiny_model_dir}", memoize=False, max_batch=2)
+    batcher = _batcher(model)
+    get_model_info(f"embedded/{tiny_model_dir}")  # what Inspect does while it evaluates the model
+    held = [m for m in loaded_module._LOADED.values() if m.folder == tiny_model_dir.resolve()]
+    assert [(m.batcher is batcher, m.users) for m in held] == [(True, 1)]  # no second copy, no extra user
+    model.api.close()
+    assert not batcher.alive
+    assert not any(m.folder == tiny_model_dir.resolve() for m in loaded_module._LOADED.values())
 
 
 def test_inspect_cli_finds_the_provider_through_the_entry_point(tiny_model_dir: Path, tmp_path: Path) -> None:

@@ -43,6 +43,7 @@ from inspect_ai.model import (
     ModelUsage,
     modelapi,
 )
+from inspect_ai.model._model_info import MODEL_INFO_LOOKUP_API_KEY  # what Inspect's own hf provider checks
 from inspect_ai.tool import ToolChoice, ToolInfo
 
 from teachwhy.models.text_tools import tool_call_text, tool_definitions_text, tool_response_text, tool_schema
@@ -87,6 +88,13 @@ class EmbeddedModelAPI(ModelAPI):
         **model_args: Any,
     ) -> None:
         super().__init__(model_name=model_name, base_url=base_url, api_key=api_key, config=config)
+        self._loaded: LoadedModel | None = None
+        self._max_batch = DEFAULT_MAX_BATCH
+        self._template_renders_tools = False
+        if api_key == MODEL_INFO_LOOKUP_API_KEY:
+            # Inspect builds (and keeps, memoized) an instance only to read the model's name: loading the
+            # weights for it would hold every evaluated checkpoint in memory until the process ends
+            return
         from teachwhy.errors import UserError
         from teachwhy.models.loaded import acquire, default_device, model_folder
 
@@ -104,7 +112,7 @@ class EmbeddedModelAPI(ModelAPI):
         prefix_cache_mb = DEFAULT_PREFIX_CACHE_MB if prefix_cache_mb is None else int(prefix_cache_mb)
         if prefix_cache_mb < 0:
             raise UserError(f"embedded/{model_name}: prefix_cache_mb must be >= 0", key="prefix_cache_mb")
-        self._loaded: LoadedModel | None = acquire(
+        self._loaded = acquire(
             model_folder(model_name),
             device=str(model_args.get("device") or default_device()),
             dtype=str(model_args.get("dtype") or "float32"),
