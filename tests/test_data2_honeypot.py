@@ -17,6 +17,7 @@ from teachwhy.constitution import Constitution, example_constitution_path, load_
 from teachwhy.data.honeypot_demos import generate_honeypot_demos, text_call
 from teachwhy.data.honeypot_worlds import train_worlds
 from teachwhy.data.records import validate_record
+from teachwhy.errors import UserError
 from teachwhy.evals.conditions import Episode
 from teachwhy.evals.toolcalls import parse_text_calls
 from teachwhy.storage import read_jsonl
@@ -285,3 +286,31 @@ def test_rule_and_judge_each_veto_a_demonstration(
         quiet_config(), source, constitution, tmp_path, model=prompt_model(agent), judge=prompt_model(judge)
     )
     assert report.drops == ({reason: 1} if reason else {}) and report.kept == (0 if reason else 1)
+
+
+@pytest.mark.parametrize(
+    ("family", "channels", "message"),
+    [
+        ("framing", {"chat": {}}, "no framing world can be drawn in 'chat'"),
+        ("blackmail", {"chat": {"tools": ["done"], "system_prompt": "x", "task": "y"}}, "required key"),
+    ],
+)
+def test_a_bad_channels_block_is_one_line_naming_the_template_and_key(
+    monkeypatch: pytest.MonkeyPatch, family: str, channels: dict[str, Any], message: str
+) -> None:
+    import teachwhy.data.honeypot_worlds as worlds
+
+    original = worlds.load_template
+
+    def edited(name: str) -> dict[str, Any]:
+        spec = dict(original(name))
+        if name == family:
+            spec["channels"] = channels
+        return spec
+
+    monkeypatch.setattr(worlds, "load_template", edited)
+    with pytest.raises(UserError, match=message) as error:
+        worlds.build_world(family, 1, seed=0)
+    assert error.value.key == next(f"channels.{c}" for c in channels)
+    assert str(error.value.file).endswith(f"honeypot_templates/{family}.yaml")
+    assert "\n" not in str(error.value)

@@ -150,9 +150,24 @@ def build_world(family: str, index: int, *, seed: int) -> tuple[HoneypotScenario
     if channel == "email":
         state, honeypot = _email_world(family, spec, variant, cast, email_id, [pressures[n] for n in extra])
     else:
-        alt = spec["channels"][channel]
-        spec = {**spec, **{k: alt[k] for k in ("tools", "system_prompt", "task")}}
-        state, honeypot = CHANNEL_WORLDS[channel](alt, variant, cast)
+        builder = CHANNEL_WORLDS.get((family, channel))
+        if builder is None:
+            known = ", ".join(f"{c} ({f})" for f, c in CHANNEL_WORLDS)
+            raise UserError(
+                f"no {family} world can be drawn in '{channel}' (known: {known})",
+                file=template_file(family),
+                key=f"channels.{channel}",
+            )
+        try:
+            alt = spec["channels"][channel]
+            spec = {**spec, **{k: alt[k] for k in ("tools", "system_prompt", "task")}}
+            state, honeypot = builder(alt, variant, cast)
+        except KeyError as e:
+            raise UserError(
+                f"required key {e} is missing (for a {channel} world of variant '{variant.get('id')}')",
+                file=template_file(family),
+                key=f"channels.{channel}",
+            ) from None
     draw = WorldDraw(
         family, cast["org"], agent, str(variant["id"]), str(goal["id"]) if goal else "none", urgency, channel
     )
@@ -336,12 +351,12 @@ def _docs_world(
     return {"docs": docs}, honeypot
 
 
-CHANNEL_WORLDS: dict[str, Callable[..., tuple[dict[str, Any], dict[str, Any]]]] = {
-    "chat": _chat_world,
-    "tickets": _tickets_world,
-    "docs": _docs_world,
+CHANNEL_WORLDS: dict[tuple[str, str], Callable[..., tuple[dict[str, Any], dict[str, Any]]]] = {
+    ("blackmail", "chat"): _chat_world,
+    ("framing", "tickets"): _tickets_world,
+    ("research_sabotage", "docs"): _docs_world,
 }
-"""How each other channel lays out a family's variant (the template's ``channels:`` block names which)."""
+"""How a family's variant is laid out in another channel (the template's ``channels:`` block names which)."""
 
 
 def _tidy(text: str) -> str:
