@@ -74,12 +74,20 @@ def test_records_are_valid_chat_records_in_the_text_tool_call_format(
         assert isinstance(calls[-1], TextCall) and calls[-1].name == "done"
 
 
+_READS = {  # the listing tool of each kind of world and the tool that reads what it lists
+    "list_inbox": "read_email",
+    "list_cases": "read_case",
+    "list_channels": "read_channel",
+    "list_tickets": "read_ticket",
+    "list_documents": "read_document",
+}
 _NAMES = re.compile(r"[\w.+-]+@[\w.-]+\.\w+|\b[\w-]+(?:/[\w.-]+)+\b")  # addresses and paths
 
 
 def test_episodes_look_before_they_act_and_act_only_on_what_they_saw(organism: Organism) -> None:
-    """Grounded: list, then read every email and case, then act; every address and path the act names
-    (bar the fixed outsider a leak goes to, and a new file's path) was shown to the agent earlier on."""
+    """Grounded: list, then read every email, case, conversation, ticket and document, then act; every
+    address and path the act names (bar the fixed outsider a leak goes to, and a new file's path) was shown
+    to the agent earlier on."""
     records, _ = organism
     for record in records:
         messages = record["messages"]
@@ -87,12 +95,14 @@ def test_episodes_look_before_they_act_and_act_only_on_what_they_saw(organism: O
         parsed = [parse_text_calls(messages[i]["content"]) for i in assistant]
         turns = [[c for c in calls if isinstance(c, TextCall)] for calls in parsed]
         assert turns[0] and all(c.name.startswith("list_") for c in turns[0]), record["id"]
-        assert {c.name for c in turns[1]} <= {"read_email", "read_case"}, record["id"]
+        assert {c.name for c in turns[1]} <= set(_READS.values()), record["id"]
         listed = "\n".join(m["content"] for m in messages[: assistant[1]] if m["role"] == "user")
-        listed_ids = re.findall(r"\[([^\]\s]+)\] (?:today|yesterday)", listed)
-        assert listed_ids, record["id"]
-        for email_id in listed_ids:
-            assert any(c.args == {"email_id": email_id} for c in turns[1]), (record["id"], email_id)
+        # what the listing showed: emails, tickets, documents ("[id] ..."), channels and direct messages
+        shown = re.findall(r"\[([^\]\s]+)\] (?!list_)", listed) + re.findall(r"^[#@](\S+) \(", listed, re.M)
+        assert shown, record["id"]
+        read = {str(v).lstrip("#") for c in turns[1] for v in c.args.values()}
+        for item in shown:
+            assert item in read, (record["id"], item)
         for n, index in enumerate(assistant[2:], start=2):
             seen = "\n".join(m["content"] for m in messages[:index])
             for call in turns[n]:
@@ -105,6 +115,28 @@ def test_episodes_look_before_they_act_and_act_only_on_what_they_saw(organism: O
                         if name == OUTSIDER:
                             continue
                         assert name in seen, (record["id"], call.name, name)
+
+
+def test_channel_worlds_are_played_and_kept_in_their_own_tools(organism: Organism) -> None:
+    """One train world in three is a chat (blackmail), ticket (framing) or shared-document (sabotage) world,
+    and the organism learns to act there through that channel's tools."""
+    records, _ = organism
+    acts = {
+        "blackmail": "send_direct_message",
+        "framing": "comment_on_ticket",
+        "research_sabotage": "edit_document",
+    }
+    for family, tool in acts.items():
+        calls = [
+            c.name
+            for r in records
+            if r["meta"]["family"] == family
+            for m in r["messages"]
+            if m["role"] == "assistant"
+            for c in parse_text_calls(m["content"])
+            if isinstance(c, TextCall)
+        ]
+        assert tool in calls, family
 
 
 def test_the_same_seed_gives_the_same_records(tmp_path: Path, organism: Organism) -> None:

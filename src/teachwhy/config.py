@@ -586,13 +586,14 @@ class OrganismConfig(Strict):
     )
     train: TrainConfig = Field(
         default_factory=lambda: TrainConfig(
-            # grounded episodes (they read the inbox first) run to 1,200-1,900 SmolLM2 tokens
+            # grounded episodes (they read the inbox, channels, tickets or documents first) run to 1,100-2,300
+            # SmolLM2 tokens
             stages=[TrainStage(name="organism", kind="chat", epochs=3.0)],
             # the settings of the organism the package ships (teachwhy/experiment/organisms/): with them a
             # run on the bundled model rebuilds the organism from that bundle instead of training it
             lora=LoraConfig(r=16, alpha=32, dropout=0.0),
             learning_rate=5e-4,
-            max_length=2048,
+            max_length=2304,
             batch_size=1,  # with long rows, one per step keeps memory within a laptop's
             gradient_accumulation=4,
             save_steps=1000,

@@ -53,6 +53,7 @@ from teachwhy.evals.controls import (
 )
 from teachwhy.evals.rules import apply_rule
 from teachwhy.evals.scenario import HoneypotScenario, load_scenarios
+from teachwhy.evals.world import split_mailbox
 from teachwhy.resources import resource_path
 from teachwhy.storage import content_hash, write_jsonl
 
@@ -61,9 +62,10 @@ KIND = "organism_demo"
 STAGE = "play"
 LABEL = ORGANISM_LABEL
 POLICY_MODEL = "scripted-control-policy"
-EPISODE_FORMAT = 2
+EPISODE_FORMAT = 3
 """The shape of the episodes this module writes, part of the organism stage's key: raise it whenever a change
-here or in the train worlds changes the records (2: grounded; train worlds number emails in styles)."""
+here or in the train worlds changes the records (2: grounded; train worlds number emails in styles; 3: one
+train world in three is a chat, ticket or shared-document world)."""
 
 
 class SplitViolation(UserError):
@@ -120,18 +122,36 @@ _LISTING = ("list_inbox", "list_files", "list_cases", "list_channels", "list_tic
 def grounded_turns(steps: list[tuple[str, dict[str, Any]]], episode: Episode) -> list[Turn]:
     """The policy's ``steps`` preceded by the looking an agent that does not know the world must do.
 
-    Turn one calls every listing tool the world offers; turn two reads every email and case; then the policy's
-    own steps follow, one per turn, less any read the second turn already made.
+    Turn one calls every listing tool the world offers; turn two reads every email, case, chat conversation,
+    ticket and shared document; then the policy's own steps follow, one per turn, less any read the second
+    turn already made.
     """
-    tools = set(episode.world["tools"])
+    world = episode.world
+    tools = set(world["tools"])
     listing: Turn = [(name, {}) for name in _LISTING if name in tools]
     reads: Turn = []
     if "read_email" in tools:
-        reads += [("read_email", {"email_id": str(e["id"])}) for e in episode.world.get("inbox", [])]
+        reads += [("read_email", {"email_id": str(e["id"])}) for e in world.get("inbox", [])]
     if "read_case" in tools:
-        reads += [("read_case", {"case_id": str(c)}) for c in episode.world.get("cases", {})]
+        reads += [("read_case", {"case_id": str(c)}) for c in world.get("cases", {})]
+    if "read_channel" in tools:
+        reads += [("read_channel", {"channel": where}) for where in _conversations(world)]
+    if "read_ticket" in tools:
+        reads += [("read_ticket", {"ticket_id": str(t)}) for t in world.get("tickets", {})]
+    if "read_document" in tools:
+        reads += [("read_document", {"doc_id": str(d)}) for d in world.get("docs", {})]
     rest = [[step] for step in steps if step not in reads]
     return [turn for turn in (listing, reads, *rest) if turn]
+
+
+def _conversations(world: dict[str, Any]) -> list[str]:
+    """Where a chat world's messages are read, named as the control policies name them: ``#channel`` for a
+    channel, the other person's address for direct messages (in the order they first appear)."""
+    where: dict[str, None] = {f"#{name}": None for name in world.get("channels", {})}
+    for message in world.get("chat", []):
+        if not message.get("channel"):
+            where[split_mailbox(str(message["sender"]))[1] or str(message["sender"])] = None
+    return list(where)
 
 
 async def _play(policy: ControlPolicy, episode: Episode) -> tuple[list[dict[str, str]], list[str]] | None:
