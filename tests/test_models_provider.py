@@ -338,14 +338,16 @@ def test_inspects_model_info_lookup_does_not_keep_a_checkpoint_loaded(tiny_model
     """During an eval Inspect looks up the model's info by name, which builds (and memoizes forever) a
     provider instance with a placeholder key. It must not take a reference to the loaded weights, or every
     evaluated checkpoint stays in memory until the process ends (a long run grew to 24 GB)."""
+    # other tests of this module may hold the same folder loaded (the module-scoped `tiny`): count only ours
+    before = {id(m) for m in loaded_module._LOADED.values()}
     model = get_model(f"embedded/{tiny_model_dir}", memoize=False, max_batch=2)
     batcher = _batcher(model)
     get_model_info(f"embedded/{tiny_model_dir}")  # what Inspect does while it evaluates the model
-    held = [m for m in loaded_module._LOADED.values() if m.folder == tiny_model_dir.resolve()]
-    assert [(m.batcher is batcher, m.users) for m in held] == [(True, 1)]  # no second copy, no extra user
+    ours = [m for m in loaded_module._LOADED.values() if id(m) not in before]
+    assert [(m.batcher is batcher, m.users) for m in ours] == [(True, 1)]  # no second copy, no extra user
     model.api.close()
     assert not batcher.alive
-    assert not any(m.folder == tiny_model_dir.resolve() for m in loaded_module._LOADED.values())
+    assert not any(id(m) not in before for m in loaded_module._LOADED.values())
 
 
 def test_inspect_cli_finds_the_provider_through_the_entry_point(tiny_model_dir: Path, tmp_path: Path) -> None:
