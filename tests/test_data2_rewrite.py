@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from inspect_ai.model import GenerateConfig
+from inspect_ai.model import GenerateConfig, ModelOutput
 
 from data2_scripts import prompt_model, quiet_config, words
+from scripted import reply
 from teachwhy.config import RewriteSource
 from teachwhy.constitution import Constitution, example_constitution_path, load_constitution
 from teachwhy.data.honeypot_demos import text_call
@@ -166,3 +167,54 @@ def test_rewrite_reads_its_input_file_and_only_first_turns_when_asked(
     assert report.stages["turns"]["planned"] == 1
     assert rewrite["messages"][2]["content"].startswith("whyw0") and rewrite["messages"][4]["content"] == DONE
     assert rewrite["provenance"]["filters"]["judge"]["passed"] is None
+
+
+def test_prepend_mode_puts_the_generated_deliberation_before_the_turn_kept_verbatim(
+    tmp_path: Path, constitution: Constitution
+) -> None:
+    """For a generator too small to copy a tool call: it writes the reasons only, the turn stays as it was."""
+    records = [
+        _demo("kept", ["  Sending the update.\n" + SEND, DONE]),
+        _demo("calls", [SEND]),
+        _demo("brief", [SEND]),
+        _demo("cut", [SEND]),
+    ]
+    prompts: list[str] = []
+
+    def deliberator(messages: list[Any], config: GenerateConfig) -> str | ModelOutput:
+        prompt = messages[-1].text
+        prompts.append(prompt)
+        if "Task calls." in prompt:  # a deliberation that itself calls a tool adds an action
+            return words("calls", 45) + "\n" + DONE
+        if "Task brief." in prompt:
+            return "I should send it."
+        if "Task cut." in prompt:  # cut off by max_tokens: kept only when trimming is asked for
+            return reply(words("cut", 45) + ". And then the", stop_reason="max_tokens")
+        return words("reason", 45)
+
+    source = RewriteSource(mode="prepend", min_words=40, judge_filter=False, dedup=False)
+    report = generate_rewrite(
+        quiet_config(), source, constitution, tmp_path, records=records, model=prompt_model(deliberator)
+    )
+    assert report.drops == {"action_changed": 1, "no_deliberation": 1, "truncated": 1}
+    assert all("<reply>" in p and "Output only the deliberation." in p for p in prompts)
+    assert not any("character for character" in p for p in prompts)  # the rewrite mode's action rule
+    (rewrite,) = read_jsonl(tmp_path / "rewrite.jsonl")
+    assert rewrite["provenance"]["parent_ids"] == ["demo-kept"] and rewrite["meta"]["mode"] == "prepend"
+    old = [m["content"] for m in records[0]["messages"] if m["role"] == "assistant"]
+    new = [m["content"] for m in rewrite["messages"] if m["role"] == "assistant"]
+    assert new == [words("reason", 45) + "\n\n" + turn for turn in old]
+
+    trimmed = RewriteSource(mode="prepend", min_words=40, judge_filter=False, dedup=False, truncated="trim")
+    generate_rewrite(
+        quiet_config(),
+        trimmed,
+        constitution,
+        tmp_path / "trim",
+        records=records,
+        model=prompt_model(deliberator),
+    )
+    kept = {r["provenance"]["parent_ids"][0]: r for r in read_jsonl(tmp_path / "trim" / "rewrite.jsonl")}
+    assert sorted(kept) == ["demo-cut", "demo-kept"]
+    assert kept["demo-cut"]["messages"][2]["content"] == words("cut", 45) + ".\n\n" + SEND
+    assert kept["demo-cut"]["provenance"]["filters"]["truncation"]["passed"]

@@ -179,10 +179,16 @@ class RewriteSource(SourceBase):
     """Deliberation rewrite of another source's chat records (the action taken must stay identical).
 
     ``count`` caps how many input records are rewritten (in file order); ``min_words`` is the least number of
-    words of deliberation a rewritten turn must add.
+    words of deliberation a rewritten turn must add. ``mode: rewrite`` has the generator rewrite the whole
+    turn (its tool calls must come back unchanged); ``mode: prepend`` has it write only the deliberation,
+    which is placed before the original turn, kept verbatim -- for generators too small to copy a tool call
+    exactly.
     """
 
     source: str = "honeypot_demos"
+    mode: Literal["rewrite", "prepend"] = Field(
+        default="rewrite", description="rewrite the whole turn, or write only a deliberation put before it"
+    )
     turns: Literal["all", "first"] = Field(default="all", description="which assistant turns are rewritten")
     context_chars: PositiveInt = Field(default=4000, description="conversation shown before the turn")
     dedup: bool = Field(default=False, description="off: rewrites of one world's demos share their prompt")

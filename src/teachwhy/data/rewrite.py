@@ -2,8 +2,10 @@
 
 For each chat record of an input dataset (honeypot demonstrations, difficult advice, any ``messages`` file),
 each assistant turn (all of them, or the first: ``RewriteSource.turns``) is rewritten by the generator so that
-it deliberates about values and ethics before acting (``prompts/rewrite/turn.md``). A rewritten turn is kept
-only if:
+it deliberates about values and ethics before acting (``prompts/rewrite/turn.md``). With ``mode: prepend``
+the generator writes only that deliberation (``prompts/rewrite/deliberation.md``), and the rewritten turn is
+the deliberation followed by the original turn, verbatim: a small generator that cannot copy a tool call
+exactly can still supply the reasons. A rewritten turn is kept only if:
 
 1. it is not a refusal (``refusal``) and adds at least ``min_words`` words of deliberation
    (``no_deliberation``);
@@ -161,13 +163,15 @@ async def generate_rewrite_async(
         model=model,
         seed=seed,
         progress=progress,
+        trim_truncated=source.truncated == "trim",
     )
     judge_name = config.models.judge.model if judge is None else str(judge)
     if source.judge_filter and judge is None:
         from teachwhy.models import role_model
 
         judge = role_model(config, "judge", temperature=0.0)
-    turn_prompt = load_prompt("rewrite/turn")
+    prepend = source.mode == "prepend"
+    turn_prompt = load_prompt("rewrite/deliberation" if prepend else "rewrite/turn")
     judge_prompt = load_prompt("rewrite/judge")
     rules = {str(r["id"]): str(r["rule"]) for r in load_pool("rewrite/actions")}
     by_id = {p.id: p for p in constitution.principles}
@@ -189,13 +193,14 @@ async def generate_rewrite_async(
         principles = principles_for(record, n)
         for i in turns:
             original = str(messages[i]["content"])
-            rule = rules["tools" if action_sequence(original) else "no_tools"]
-            rendered = turn_prompt.render(
-                principles=format_context(principles),
-                turn=original,
-                action_rule=rule,
-                context=_transcript(messages[:i], source.context_chars),
-            )
+            shown = {
+                "principles": format_context(principles),
+                "turn": original,
+                "context": _transcript(messages[:i], source.context_chars),
+            }
+            if not prepend:
+                shown["action_rule"] = rules["tools" if action_sequence(original) else "no_tools"]
+            rendered = turn_prompt.render(**shown)
             item_id = content_hash(
                 GENERATOR,
                 STAGE,
@@ -224,6 +229,8 @@ async def generate_rewrite_async(
         original = str(item.meta["original"])
         if refusal(rewrite):
             return Drop("refusal")
+        if prepend:  # the generator wrote the deliberation only; the turn itself follows it unchanged
+            rewrite = f"{rewrite}\n\n{original}"
         before, after = action_sequence(original), action_sequence(rewrite)
         if before != after:
             return Drop("action_changed", f"original {before} != rewrite {after}")
@@ -302,6 +309,7 @@ async def generate_rewrite_async(
                     "source_kind": record.get("kind"),
                     "source_meta": record.get("meta") or {},
                     "rewritten_turns": len(got),
+                    "mode": source.mode,
                 },
                 "provenance": prov,
             }
