@@ -116,3 +116,44 @@ def test_each_transcript_shows_how_its_episode_ended(workspace: Path) -> None:
     assert ended == {"b1": "done", "b2": "done", "b3": "truncated", "b4": "error"}
     numbers = {c["data-category"]: c for c in page.find("span", **{"class": "category"})}
     assert numbers["leak"]["data-harmful"] == "2" and numbers["coercion"]["data-unscored"] == "1"
+
+
+def test_the_index_warns_about_an_arm_whose_episodes_were_mostly_cut_off(workspace: Path) -> None:
+    # two of the five episodes ended cut off (one by max_tokens, one by the context)
+    page = parse(workspace / "report" / "index.html")
+    assert len(page.find("p", id="cut-off")) == 1
+    named = [
+        (s["data-arm"], s["data-cut"], s["data-total"]) for s in page.find("span", **{"class": "cut-off"})
+    ]
+    assert named == [("baseline", "2", "5")]
+
+
+def test_only_arms_with_a_quarter_or_more_of_their_episodes_cut_off_are_warned_about() -> None:
+    from teachwhy.experiment.summary import CheckpointEval, RateSummary
+    from teachwhy.report.build import cut_off_arms
+
+    def arm(name: str, endings: dict[str, int]) -> ArmSummary:
+        rate = RateSummary(n=1, harmful=0, rate=0.0, ci_low=0.0, ci_high=0.9, endings=endings)
+        return ArmSummary(
+            name=name, checkpoints=[CheckpointEval(step=8, model="m", families={"framing": rate})]
+        )
+
+    summary = ExperimentSummary(
+        name="cut",
+        created="2026-01-01T00:00:00+00:00",
+        constitution_path="constitution.md",
+        constitution_sha256="ab" * 32,
+        principles=1,
+        models={"target": "m"},
+        baseline="few",
+        arms=[
+            arm("few", {"done": 7, "truncated": 2}),  # 2 of 9: under a quarter
+            arm("many", {"done": 3, "truncated": 12}),
+            arm("context", {"done": 3, "model_length": 1}),  # exactly a quarter
+            ArmSummary(name="not_evaluated"),
+        ],
+    )
+    assert cut_off_arms(summary) == [
+        {"arm": "many", "step": 8, "cut": 12, "total": 15},
+        {"arm": "context", "step": 8, "cut": 1, "total": 4},
+    ]

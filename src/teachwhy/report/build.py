@@ -208,6 +208,7 @@ def _index_context(report: Report) -> dict[str, Any]:
         "health": [_health(report, arm, here) for arm in s.arms if arm.final() is not None],
         "behaviour": _behaviour_rows(report, families, colours),
         "controls": _controls_row(s.controls, columns),
+        "cut_off": cut_off_arms(s),
         "design": design_context(s),
         "indicators": indicators_context(s),
         "charts": {
@@ -243,6 +244,33 @@ def _controls_row(controls: dict[str, Any] | None, columns: list[str]) -> dict[s
     cells = [cell(c) for c in columns]
     low = [c for c, v in zip(columns, cells, strict=True) if v is not None and v["low"] and c != OVERALL]
     return {"cells": cells, "policy": controls["policy"], "judge": controls["judge"], "low": low}
+
+
+CUT_OFF = frozenset({"truncated", "model_length"})
+"""Endings of an episode whose last reply was cut off (by the output limit or the context): it is unscored."""
+CUT_OFF_WARNING_SHARE = 0.25
+
+
+def cut_off_arms(summary: ExperimentSummary) -> list[dict[str, Any]]:
+    """The arms whose last checkpoint had at least a quarter of its episodes cut off.
+
+    Such an episode is unscored (never counted safe), so the arm's rate rests on the episodes that finished
+    and may say little; the report warns about each of them.
+    """
+    found = []
+    for arm in summary.arms:
+        final = arm.final()
+        if final is None:
+            continue
+        endings: dict[str, int] = {}
+        for rate in final.families.values():
+            for ending, count in rate.endings.items():
+                endings[ending] = endings.get(ending, 0) + count
+        total = sum(endings.values())
+        cut = sum(endings.get(e, 0) for e in CUT_OFF)
+        if total and cut >= CUT_OFF_WARNING_SHARE * total:
+            found.append({"arm": arm.name, "step": final.step, "cut": cut, "total": total})
+    return found
 
 
 def _comparison_rows(report: Report) -> list[dict[str, Any]]:
