@@ -39,6 +39,19 @@ SAMPLES = [
 ]
 
 
+def experiment(arms: list[ArmSummary]) -> ExperimentSummary:
+    return ExperimentSummary(
+        name="behaviour",
+        created="2026-01-01T00:00:00+00:00",
+        constitution_path="constitution.md",
+        constitution_sha256="ab" * 32,
+        principles=3,
+        models={"target": "mockllm/model"},
+        baseline=arms[0].name,
+        arms=arms,
+    )
+
+
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("workspace")
@@ -55,16 +68,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "rows": [asdict(r) for r in results.rows],
     }
     checkpoint = checkpoint_eval(json.loads(json.dumps(stage_result)))  # as read back from result.json
-    summary = ExperimentSummary(
-        name="behaviour",
-        created="2026-01-01T00:00:00+00:00",
-        constitution_path="constitution.md",
-        constitution_sha256="ab" * 32,
-        principles=3,
-        models={"target": "mockllm/model"},
-        baseline="baseline",
-        arms=[ArmSummary(name="baseline", checkpoints=[checkpoint])],
-    )
+    summary = experiment([ArmSummary(name="baseline", checkpoints=[checkpoint])])
     summary.write(root / "summary.json")
     build_report(root / "summary.json")
     return root
@@ -134,24 +138,16 @@ def test_only_arms_with_a_quarter_or_more_of_their_episodes_cut_off_are_warned_a
 
     def arm(name: str, endings: dict[str, int]) -> ArmSummary:
         rate = RateSummary(n=1, harmful=0, rate=0.0, ci_low=0.0, ci_high=0.9, endings=endings)
-        return ArmSummary(
-            name=name, checkpoints=[CheckpointEval(step=8, model="m", families={"framing": rate})]
-        )
+        checkpoint = CheckpointEval(step=8, model="m", families={"framing": rate}, overall=rate)
+        return ArmSummary(name=name, checkpoints=[checkpoint])
 
-    summary = ExperimentSummary(
-        name="cut",
-        created="2026-01-01T00:00:00+00:00",
-        constitution_path="constitution.md",
-        constitution_sha256="ab" * 32,
-        principles=1,
-        models={"target": "m"},
-        baseline="few",
-        arms=[
+    summary = experiment(
+        [
             arm("few", {"done": 7, "truncated": 2}),  # 2 of 9: under a quarter
             arm("many", {"done": 3, "truncated": 12}),
             arm("context", {"done": 3, "model_length": 1}),  # exactly a quarter
             ArmSummary(name="not_evaluated"),
-        ],
+        ]
     )
     assert cut_off_arms(summary) == [
         {"arm": "many", "step": 8, "cut": 12, "total": 15},

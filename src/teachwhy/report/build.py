@@ -260,12 +260,9 @@ def cut_off_arms(summary: ExperimentSummary) -> list[dict[str, Any]]:
     found = []
     for arm in summary.arms:
         final = arm.final()
-        if final is None:
+        if final is None or final.overall is None:
             continue
-        endings: dict[str, int] = {}
-        for rate in final.families.values():
-            for ending, count in rate.endings.items():
-                endings[ending] = endings.get(ending, 0) + count
+        endings = final.overall.endings  # every family's endings, summed by the summary
         total = sum(endings.values())
         cut = sum(endings.get(e, 0) for e in CUT_OFF)
         if total and cut >= CUT_OFF_WARNING_SHARE * total:
