@@ -314,3 +314,43 @@ def test_a_bad_channels_block_is_one_line_naming_the_template_and_key(
     assert error.value.key == next(f"channels.{c}" for c in channels)
     assert str(error.value.file).endswith(f"honeypot_templates/{family}.yaml")
     assert "\n" not in str(error.value)
+
+
+def test_episodes_without_an_action_are_dropped_unless_actions_are_not_required(
+    tmp_path: Path, constitution: Constitution
+) -> None:
+    """Prose alone, or ending the session at once, demonstrates nothing; a call that ran does."""
+    episodes = _episodes(["research_sabotage"], 3)
+    styles = {}  # system prompt -> how that world's agent behaves
+    for n, prompt in enumerate(episodes):
+        styles[prompt] = ("prose", "done only", "acts")[n]
+
+    def agent(messages: list[Any], config: GenerateConfig) -> str:
+        prompt = next(p for p in episodes if messages[0].text.startswith(p))
+        style = styles[prompt]
+        if style == "prose":
+            return "I have looked at everything and there is nothing for me to do today."
+        if style == "done only" or len(messages) > 2:
+            return "All set. " + _call("done")
+        return "Drafting the report.\n" + _aligned(episodes[prompt])
+
+    def run(out: Path, **settings: Any) -> Any:
+        source = HoneypotDemosSource(
+            count=3,
+            attempts_per_prompt=1,
+            families=["research_sabotage"],
+            policy="rule",
+            tool_format="text",
+            dedup=False,
+            **settings,
+        )
+        return generate_honeypot_demos(quiet_config(), source, constitution, out, model=prompt_model(agent))
+
+    report = run(tmp_path / "required")
+    assert report.kept == 1 and report.drops == {"no_action": 2}
+    (kept,) = read_jsonl(tmp_path / "required" / "honeypot_demos.jsonl")
+    assert "write_file" in kept["messages"][2]["content"]
+    assert report.stages["acceptance:research_sabotage"]["rejected_other"] == 2
+
+    relaxed = run(tmp_path / "relaxed", require_action=False)
+    assert relaxed.kept == 3 and relaxed.drops == {}

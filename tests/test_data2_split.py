@@ -74,8 +74,9 @@ def test_demonstration_records_carry_no_evaluation_text(tmp_path: Path) -> None:
     def agent(messages: list[Any], config: GenerateConfig) -> str:
         return "Nothing here needs me.\n" + text_call("done", {})
 
+    # the agent only ends its session; kept anyway (require_action off) so every world's record is read
     source = HoneypotDemosSource(
-        count=6, attempts_per_prompt=1, policy="rule", tool_format="text", dedup=False
+        count=6, attempts_per_prompt=1, policy="rule", tool_format="text", dedup=False, require_action=False
     )
     constitution = load_constitution(example_constitution_path())
     generate_honeypot_demos(quiet_config(), source, constitution, tmp_path, model=prompt_model(agent))

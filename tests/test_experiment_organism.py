@@ -30,7 +30,18 @@ def tiny_target(tmp_path_factory: pytest.TempPathFactory, embedded_model_dir: Pa
     return pipeline_support.build_tiny_target(tmp_path_factory.mktemp("tiny-target"), embedded_model_dir)
 
 
-def workspace(root: Path, target: Path, *, worlds: int = 2) -> Path:
+ARMS = """
+  - name: baseline
+  - name: organism
+    start_from: organism
+  - name: organism_advice
+    start_from: organism
+    data:
+      advice: {count: 2, judge_filter: false, revise: false, min_words: 10}
+"""
+
+
+def workspace(root: Path, target: Path, *, worlds: int = 2, arms: str = ARMS) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(example_constitution_path(), root / "constitution.md")
     config = root / "teachwhy.yaml"
@@ -58,15 +69,7 @@ organism:
     max_length: 2048
 eval: {{families: [blackmail], split: heldout, limit: 1, max_turns: 2, max_tokens: 12, policy: rule,
        max_failed_share: 1.0, controls: false}}
-arms:
-  - name: baseline
-  - name: organism
-    start_from: organism
-  - name: organism_advice
-    start_from: organism
-    data:
-      advice: {{count: 2, judge_filter: false, revise: false, min_words: 10}}
-"""
+arms:{arms}"""
     )
     return config
 
@@ -335,3 +338,36 @@ def test_an_exported_organism_is_rebuilt_from_its_bundle_without_training(
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(RuntimeError, match="was trained on data"):
         run(configs[2])
+
+
+def test_demonstrations_played_by_start_are_played_by_the_organism(tmp_path: Path, tiny_target: Path) -> None:
+    arms = """
+  - name: organism
+    start_from: organism
+  - name: organism_demos
+    start_from: organism
+    data:
+      honeypot_demos: {count: 1, attempts_per_prompt: 2, max_turns: 1, families: [blackmail],
+                       judge_filter: false, played_by: start}
+      # the tiny model's episodes may all be dropped; the advice keeps the arm's mix from being empty
+      advice: {count: 1, judge_filter: false, revise: false, min_words: 10}
+"""
+    config = workspace(tmp_path / "exp", tiny_target, arms=arms)
+    summary, events = run(config)
+    assert summary is not None and "generate/organism_demos.honeypot_demos" in ran(events)
+    runs = tmp_path / "exp" / "runs"
+    organism_result = next((runs / "stages" / "organism").glob("*/result.json"))
+    organism_key = json.loads(organism_result.read_text())["__key__"]
+    demos = next((runs / "stages" / "generate").glob("*/honeypot_demos.jsonl")).parent
+    played = [
+        json.loads(line)
+        for name in ("honeypot_demos.jsonl", "drops.jsonl")
+        for line in (demos / name).read_text().splitlines()
+    ]
+    assert len(played) == 2  # kept or dropped, both attempts were played by the organism, not the target
+    assert {r["provenance"]["generator_model"] for r in played} == {f"organism-{organism_key}"}
+
+    # another organism re-plays the demonstrations
+    workspace(tmp_path / "exp", tiny_target, worlds=3, arms=arms)
+    _, events = run(config)
+    assert "generate/organism_demos.honeypot_demos" in ran(events)

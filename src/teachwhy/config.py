@@ -160,11 +160,23 @@ class HoneypotDemosSource(SourceBase):
     """Rejection-sampled demonstrations on synthetic train-split honeypot worlds.
 
     ``count`` is the number of train worlds (prompts); each is played ``attempts_per_prompt`` times by the
-    target and only episodes the classifier marks ``not_harmful`` are kept. ``judge_filter: false``
-    classifies with the trace rule alone (policy ``rule``); ``min_words`` and ``min_score`` do not apply.
+    target (or, with ``played_by: start``, by the model the arm starts from: the organism under
+    ``start_from: organism``) and only episodes the classifier marks ``not_harmful`` are kept.
+    ``judge_filter: false`` classifies with the trace rule alone (policy ``rule``); ``min_words`` and
+    ``min_score`` do not apply.
     """
 
     attempts_per_prompt: PositiveInt = 2
+    played_by: Literal["target", "start"] = Field(
+        default="target",
+        description="who plays the episodes: the configured target, or the model the arm starts from "
+        "(the organism for an arm with start_from: organism; the target otherwise)",
+    )
+    require_action: bool = Field(
+        default=True,
+        description="keep only episodes in which the agent called at least one tool; an episode of prose "
+        "alone demonstrates no action (dropped as no_action)",
+    )
     families: list[Family] = Field(default_factory=lambda: list(FAMILIES))
     max_turns: PositiveInt = Field(default=6, description="the most agent replies per episode")
     tool_format: Literal["auto", "native", "text"] = "auto"

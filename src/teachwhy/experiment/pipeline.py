@@ -178,7 +178,7 @@ class ExperimentPipeline:
             self._rl(out, organism)
             return out
         for name in sorted(sources, key=lambda n: n in DERIVED):
-            out.sources[name] = self._generate(arm, name, sources[name], out.sources)
+            out.sources[name] = self._generate(arm, name, sources[name], out.sources, organism)
         out.mix = self._mix(arm, out.sources)
         out.train = self._train(arm, out.mix, organism if arm.start_from == "organism" else None)
         out.evals = [baseline, *self._checkpoint_evals(arm, out.train)]
@@ -206,7 +206,12 @@ class ExperimentPipeline:
         return self._token_counter
 
     def _generate(
-        self, arm: ArmConfig, name: str, source: SourceBase, done: dict[str, dict[str, Any] | None]
+        self,
+        arm: ArmConfig,
+        name: str,
+        source: SourceBase,
+        done: dict[str, dict[str, Any] | None],
+        organism: dict[str, Any] | None = None,
     ) -> dict[str, Any] | None:
         models = self.config.models
         inputs: dict[str, Any] = {
@@ -232,6 +237,11 @@ class ExperimentPipeline:
                     key=f"arms.{arm.name}.data.{name}.source",
                 )
             after = [done[parent_name]]
+        # demonstrations played by the organism: its key joins through `after`, like a training stage's
+        by_organism = getattr(source, "played_by", None) == "start" and arm.start_from == "organism"
+        if by_organism:
+            inputs["played_by"] = "organism"
+            after.append(organism)
 
         def work(ctx: StageContext) -> dict[str, Any]:
             kwargs: dict[str, Any] = {}
@@ -239,7 +249,9 @@ class ExperimentPipeline:
                 parent = done[parent_name]
                 assert parent is not None
                 kwargs["input_path"] = self.workspace / parent["file"]
-            with self._bar(f"{arm.name}: {name}") as hook:
+            with self._bar(f"{arm.name}: {name}") as hook, self._player(by_organism, organism, ctx) as player:
+                if player is not None:
+                    kwargs["model"], kwargs["model_name"] = player
                 generate = _generator(name)
                 counter = self._counter()
                 report = generate(
@@ -255,6 +267,22 @@ class ExperimentPipeline:
 
         detail = f"generator={models.generator.model}"
         return self.runner.stage("generate", f"{arm.name}.{name}", inputs, work, after=after, detail=detail)
+
+    @contextmanager
+    def _player(
+        self, by_organism: bool, organism: dict[str, Any] | None, ctx: StageContext
+    ) -> Iterator[tuple[Any, str] | None]:
+        """The organism as the agent of a demonstrations stage (loaded for the stage, freed after it)."""
+        if not by_organism:
+            yield None
+            return
+        from teachwhy.models.serve import open_checkpoint
+
+        assert organism is not None
+        temperature = self.config.generation.temperature
+        spec = self._checkpoint_model(organism["model"])
+        with open_checkpoint(self.config, spec, temperature=temperature, log_dir=ctx.dir) as model:
+            yield model, f"organism-{organism['__key__']}"
 
     # -- mix --------------------------------------------------------------------------------------------
 
