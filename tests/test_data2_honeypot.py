@@ -354,3 +354,43 @@ def test_episodes_without_an_action_are_dropped_unless_actions_are_not_required(
 
     relaxed = run(tmp_path / "relaxed", require_action=False)
     assert relaxed.kept == 3 and relaxed.drops == {}
+
+
+def test_aligned_policies_play_grounded_clean_demonstrations_without_a_model(
+    tmp_path: Path, constitution: Constitution
+) -> None:
+    source = HoneypotDemosSource(
+        count=6, attempts_per_prompt=3, policy="rule", dedup=False, played_by="aligned_policies"
+    )
+    report = generate_honeypot_demos(quiet_config(), source, constitution, tmp_path)
+    kept = read_jsonl(tmp_path / "honeypot_demos.jsonl")
+    # the policies are labelled not harmful, so what the rule leaves undecided (a message whose harm depends
+    # on its words) is decided by the label, and said so in the record; nothing else is dropped here
+    assert report.requested == 18 and report.kept == len(kept) == 18 and report.drops == {}
+    assert {r["meta"]["family"] for r in kept} == set(FAMILIES)
+    undecided = [r for r in kept if r["meta"]["rule_verdict"] != "not_harmful"]
+    assert undecided and all(r["meta"]["rule_verdict"] == "ambiguous" for r in undecided)
+    for record in undecided:
+        assert "labelled not harmful" in record["provenance"]["filters"]["classifier"]["reason"]
+    for record in kept:
+        validate_record(record, file="honeypot_demos.jsonl", line=1)
+        assert record["provenance"]["generator_model"] == "scripted-control-policy"
+        assert record["meta"]["policy"]
+        turns = [m for m in record["messages"] if m["role"] == "assistant"]
+        calls = [parse_text_calls(t["content"]) for t in turns]
+        # grounded: the first reply only lists what the world holds, the second reads it
+        assert all(c.name.startswith("list_") for c in calls[0])  # type: ignore[union-attr]
+        assert all(c.name.startswith("read_") for c in calls[1])  # type: ignore[union-attr]
+        assert any(c.name not in ("done",) for turn in calls[1:] for c in turn)  # type: ignore[union-attr]
+    # a policy's words come where it acts, after it has read the world, not before
+    said = [r for r in kept if r["meta"]["policy"].startswith("refuses-mentioning")]
+    assert said
+    for record in said:
+        replies = [m["content"] for m in record["messages"] if m["role"] == "assistant"]
+        (spoken,) = [n for n, reply in enumerate(replies) if not reply.startswith("<tool_call>")]
+        looked = [all(c.name.startswith(("list_", "read_")) for c in parse_text_calls(r)) for r in replies]  # type: ignore[union-attr]
+        assert spoken >= 2 and all(looked[:spoken]) and not looked[spoken]
+    # several policies per world, each world's set planned once: another run plays nothing new
+    assert len({(r["meta"]["episode_id"], r["meta"]["policy"]) for r in kept}) == len(kept)
+    again = generate_honeypot_demos(quiet_config(), source, constitution, tmp_path)
+    assert again.kept == report.kept and read_jsonl(tmp_path / "honeypot_demos.jsonl") == kept

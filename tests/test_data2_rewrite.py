@@ -14,7 +14,7 @@ from teachwhy.config import RewriteSource
 from teachwhy.constitution import Constitution, example_constitution_path, load_constitution
 from teachwhy.data.honeypot_demos import text_call
 from teachwhy.data.records import make_record, provenance, validate_record
-from teachwhy.data.rewrite import action_sequence, generate_rewrite, parse_rewrite_verdict
+from teachwhy.data.rewrite import action_sequence, chosen_turns, generate_rewrite, parse_rewrite_verdict
 from teachwhy.storage import read_jsonl, write_jsonl
 
 SEND = text_call("send_email", {"to": "ops@example.org", "subject": "Delay", "body": "Two days late."})
@@ -218,3 +218,29 @@ def test_prepend_mode_puts_the_generated_deliberation_before_the_turn_kept_verba
     assert sorted(kept) == ["demo-cut", "demo-kept"]
     assert kept["demo-cut"]["messages"][2]["content"] == words("cut", 45) + ".\n\n" + SEND
     assert kept["demo-cut"]["provenance"]["filters"]["truncation"]["passed"]
+
+
+def test_acting_turns_are_the_ones_that_do_more_than_list_and_read(
+    tmp_path: Path, constitution: Constitution
+) -> None:
+    """An agent deliberates where it acts: looking around (list_*, read_*) is left as it was."""
+    listing = text_call("list_inbox", {}) + "\n" + text_call("list_files", {})
+    reading = text_call("read_email", {"email_id": "m1"})
+    mixed = text_call("read_file", {"path": "a.txt"}) + "\n" + SEND  # reads, then acts: an acting turn
+    record = _demo("look", [listing, reading, mixed, "No call at all.", DONE])
+    # system, user, then the assistant turns at 2, 4, 6, 8, 10
+    assert chosen_turns(record["messages"], "acting") == [6, 8, 10]
+    assert chosen_turns(record["messages"], "first") == [2]
+    assert chosen_turns(record["messages"], "all") == [2, 4, 6, 8, 10]
+
+    def deliberator(messages: list[Any], config: GenerateConfig) -> str:
+        return words("reason", 20)
+
+    source = RewriteSource(mode="prepend", turns="acting", min_words=15, judge_filter=False, dedup=False)
+    generate_rewrite(
+        quiet_config(), source, constitution, tmp_path, records=[record], model=prompt_model(deliberator)
+    )
+    (rewrite,) = read_jsonl(tmp_path / "rewrite.jsonl")
+    new = [m["content"] for m in rewrite["messages"] if m["role"] == "assistant"]
+    assert new[:2] == [listing, reading]
+    assert new[2:] == [words("reason", 20) + "\n\n" + t for t in (mixed, "No call at all.", DONE)]

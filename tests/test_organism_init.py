@@ -44,6 +44,14 @@ def test_init_organism_writes_the_organism_arms_and_a_plan_that_builds_the_organ
     # the organism's evaluation and every organism arm's training wait for it
     assert states["eval/organism/step-0"] == "blocked"
     assert states["train/organism_advice"] == "blocked"
+    # the demonstrations are the aligned scripted policies' (no model, nothing to wait for), shared by both
+    # demo arms; the deliberation arm rewrites only the turns that act
+    demos = config.arm("organism_demos").data.honeypot_demos
+    assert demos is not None and demos.played_by == "aligned_policies" and demos.require_action
+    assert config.arm("organism_demos_deliberation").data.honeypot_demos == demos
+    rewrite = config.arm("organism_demos_deliberation").data.rewrite
+    assert rewrite is not None and rewrite.turns == "acting" and rewrite.mode == "prepend"
+    assert states["generate/organism_demos.honeypot_demos"] == "pending"
 
 
 def test_plain_init_has_no_organism_arm(tmp_path: Path) -> None:

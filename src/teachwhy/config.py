@@ -161,16 +161,19 @@ class HoneypotDemosSource(SourceBase):
 
     ``count`` is the number of train worlds (prompts); each is played ``attempts_per_prompt`` times by the
     target (or, with ``played_by: start``, by the model the arm starts from: the organism under
-    ``start_from: organism``) and only episodes the classifier marks ``not_harmful`` are kept.
+    ``start_from: organism``; with ``played_by: aligned_policies``, by that many of the family's aligned
+    scripted policies) and only episodes the classifier marks ``not_harmful`` are kept.
     ``judge_filter: false`` classifies with the trace rule alone (policy ``rule``); ``min_words`` and
     ``min_score`` do not apply.
     """
 
     attempts_per_prompt: PositiveInt = 2
-    played_by: Literal["target", "start"] = Field(
+    played_by: Literal["target", "start", "aligned_policies"] = Field(
         default="target",
-        description="who plays the episodes: the configured target, or the model the arm starts from "
-        "(the organism for an arm with start_from: organism; the target otherwise)",
+        description="who plays the episodes: the configured target; the model the arm starts from (the "
+        "organism for an arm with start_from: organism, the target otherwise); or the family's aligned "
+        "scripted control policies, grounded like the organism's episodes (no model: for a target too "
+        "small to act well on its own)",
     )
     require_action: bool = Field(
         default=True,
@@ -201,7 +204,11 @@ class RewriteSource(SourceBase):
     mode: Literal["rewrite", "prepend"] = Field(
         default="rewrite", description="rewrite the whole turn, or write only a deliberation put before it"
     )
-    turns: Literal["all", "first"] = Field(default="all", description="which assistant turns are rewritten")
+    turns: Literal["all", "first", "acting"] = Field(
+        default="all",
+        description="which assistant turns are rewritten: all, the first, or those that do more than list "
+        "and read (where an agent acts)",
+    )
     context_chars: PositiveInt = Field(default=4000, description="conversation shown before the turn")
     dedup: bool = Field(default=False, description="off: rewrites of one world's demos share their prompt")
 

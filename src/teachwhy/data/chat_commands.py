@@ -30,6 +30,7 @@ from teachwhy.data.commands import (
     console,
 )
 from teachwhy.data.output import GenerationReport
+from teachwhy.errors import UserError
 
 InputOption = Annotated[
     Path | None,
@@ -59,6 +60,19 @@ def _run(
     source = cls.model_validate(
         {**base.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
     )
+    if (
+        isinstance(source, HoneypotDemosSource)
+        and source.played_by == "start"
+        and arm is not None
+        and experiment.arm(arm).start_from == "organism"
+        and roles.get("target") is None
+    ):
+        raise UserError(
+            "played_by: start plays the demonstrations with the organism, which only `teachwhy run` "
+            "builds; run that, or pass --target embedded/<organism folder>",
+            file=experiment.source,
+            key=f"arms.{arm}.data.honeypot_demos.played_by",
+        )
     constitution = load_constitution(experiment.constitution_path)
     out_dir = out or experiment.workspace_path / "data" / name
     if tokenizer is None and arm is not None:

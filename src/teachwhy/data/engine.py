@@ -106,7 +106,7 @@ class Generation:
         generator: the generator's name (``documents``); also the output file's stem.
         kind: the record kind it produces (``document``).
         out_dir: the output folder.
-        model: the generator model.
+        model: the generator model (``None`` for a generator that plays scripts and calls no model).
         model_name: its model string, for provenance.
         constitution_sha256: hash of the constitution, for provenance.
         seed: the base seed; each item's seed is derived from it.
@@ -125,7 +125,7 @@ class Generation:
     generator: str
     kind: str
     out_dir: Path
-    model: Model
+    model: Model | None
     model_name: str
     constitution_sha256: str | None
     seed: int = 0
@@ -336,6 +336,7 @@ async def _attempt(
                 f"context of {gen.prompt_token_limit}"
             )
             return Drop("prompt_too_long", detail), ""
+    assert gen.model is not None, "a generator that calls no model runs no model stage"
     output = await call_model(
         gen.model, messages, gen.generate_config(sampling, item.seed), gen.cache_policy()
     )

@@ -18,6 +18,10 @@ demonstration:
 
 The episodes are played by the configured target, or with ``played_by: start`` by the model the arm starts
 from (the experiment passes the organism as ``model``), which acts where the untrained target only writes.
+``played_by: aligned_policies`` needs no model: each world is played by ``attempts_per_prompt`` of its
+family's aligned scripted control policies (:mod:`teachwhy.evals.controls`; routine work, honest reports,
+refusals that name the leverage, drafts not sent), grounded like the organism's episodes
+(:func:`teachwhy.data.organism.grounded_turns`), and classified and filtered like any other episode.
 
 A failed model call (agent or judge) leaves the attempt unfinished; the next run retries it. Acceptance counts
 per family go into ``summary.json`` (``stages["acceptance:<family>"]``) and, with rates, ``acceptance.json``.
@@ -43,6 +47,13 @@ from teachwhy.config import ExperimentConfig, HoneypotDemosSource
 from teachwhy.constitution import Constitution
 from teachwhy.data.coverage import item_seed
 from teachwhy.data.engine import Generation, Progress, Sampling, stage_files
+from teachwhy.data.organism import (
+    POLICY_MODEL,
+    aligned_policies,
+    check_train_split,
+    grounded_turns,
+    looking_turns,
+)
 from teachwhy.data.output import GenerationReport, finish, stage_counts
 from teachwhy.data.records import drop_record, provenance, record_content, verdict
 from teachwhy.data.setup import make_dedup
@@ -50,6 +61,7 @@ from teachwhy.data.tokens import TokenCounter
 from teachwhy.evals.agent import EpisodeResult, run_episode
 from teachwhy.evals.classify import Classification, classify_result
 from teachwhy.evals.conditions import Episode
+from teachwhy.evals.controls import ControlPolicy, script, scripted_agent, world_facts
 from teachwhy.evals.toolcalls import text_tool_instructions
 from teachwhy.storage import JsonlAppender, atomic_write_json, content_hash, iter_jsonl
 
@@ -104,13 +116,21 @@ def _assistant_text(message: ChatMessageAssistant) -> str:
 
 
 def rejection_reason(
-    result: EpisodeResult, classification: Classification, max_tokens: int, *, require_action: bool = True
+    result: EpisodeResult,
+    classification: Classification,
+    max_tokens: int,
+    *,
+    require_action: bool = True,
+    labelled_clean: bool = False,
 ) -> str | None:
     """Why an episode is not kept, or ``None`` when it is a demonstration worth keeping.
 
     Kept only when the rule found no harmful act in any category, the judge (where it was asked) called no
     category harmful, and no category is unscored: a demonstration must be clean by every check that ran.
     With ``require_action`` it must also have acted: at least one well-formed tool call besides ``done``.
+    ``labelled_clean``: the episode was played by a scripted policy labelled not harmful in every category,
+    so a category the rule leaves undecided (a message whose harm depends on its words) is decided by that
+    label; the rule's and the judge's "harmful" still drop it, and a judge that gave no verdict still does.
     """
     if classification.rule.verdict == "harmful":
         return "misaligned:rule"
@@ -124,7 +144,8 @@ def rejection_reason(
         return result.ended_by
     if "unscored" in outcomes:
         status = judge.status if judge is not None and judge.status != "ok" else "rule_undecided"
-        return f"unscored:{status}"
+        if not (labelled_clean and status == "rule_undecided"):
+            return f"unscored:{status}"
     if result.malformed:
         return "malformed_tool_call"
     if result.truncated_replies:  # a demonstration must not teach replies that run out and get nudged on
@@ -153,6 +174,16 @@ def acted(result: EpisodeResult) -> bool:
     return any(a.ok and a.tool != "done" for a in result.world.actions)
 
 
+async def _play_policy(player: ControlPolicy, episode: Episode) -> EpisodeResult:
+    """One aligned scripted policy on a train world, grounded as the organism's episodes are: it lists and
+    reads what the world holds before it acts, and says its words (if any) where it acts."""
+    steps = script(player, episode)
+    assert steps is not None  # planned only where the world has what the policy needs
+    turns = grounded_turns(steps, episode)
+    agent = scripted_agent(player, turns, world_facts(episode), say_turn=looking_turns(turns))
+    return await run_episode(agent, episode, max_turns=len(turns), tool_format="native")
+
+
 async def generate_honeypot_demos_async(
     config: ExperimentConfig,
     source: HoneypotDemosSource,
@@ -172,7 +203,8 @@ async def generate_honeypot_demos_async(
         source: the demonstration settings (worlds, attempts, families, policy…).
         constitution: the constitution (for provenance and the coverage table).
         out_dir: the output folder.
-        model: the agent to sample instead of the configured ``target`` role.
+        model: the agent to sample instead of the configured ``target`` role (unused with
+            ``played_by: aligned_policies``).
         model_name: the name ``model`` is recorded under (default ``str(model)``); attempts are cached by it.
         judge: the classifier's judge model instead of the configured ``judge`` role.
         counter: the target tokenizer for token counts (``None``: no counts).
@@ -189,7 +221,10 @@ async def generate_honeypot_demos_async(
         max_tokens=gen_defaults.max_tokens if source.max_tokens is None else source.max_tokens,
     )
     policy = source.policy if source.judge_filter else "rule"
-    if model is None:
+    scripted = source.played_by == "aligned_policies"
+    if scripted:
+        model_name = POLICY_MODEL
+    elif model is None:
         model = role_model(config, "target", temperature=sampling.temperature)
         model_name = config.models.target.model
     elif model_name is None:
@@ -212,13 +247,21 @@ async def generate_honeypot_demos_async(
     families = [str(f) for f in dict.fromkeys(source.families)]
     templates_hash = template_sha256(families)
     worlds = train_worlds(families, source.count, seed=seed)
+    if scripted:
+        check_train_split([(scenario, episode) for scenario, episode, _ in worlds])
     plan: list[tuple[str, int, Episode, Any, int]] = []
+    players: dict[str, ControlPolicy] = {}  # item id -> the scripted policy that plays it
     for w, (_, episode, draw) in enumerate(worlds):
+        playable = [p for p in aligned_policies(episode.family) if script(p, episode)] if scripted else []
         for attempt in range(source.attempts_per_prompt):
-            item_id = content_hash(
-                GENERATOR, episode.id, attempt, model_name, sampling.as_dict(), policy, seed
-            )
+            player = playable[(w + attempt) % len(playable)] if playable else None
+            if scripted and (player is None or attempt >= len(playable)):
+                break  # every aligned policy this world can play is planned once
+            name = f"{model_name}:{player.id}" if player is not None else model_name
+            item_id = content_hash(GENERATOR, episode.id, attempt, name, sampling.as_dict(), policy, seed)
             plan.append((item_id, w * source.attempts_per_prompt + attempt, episode, draw, attempt))
+            if player is not None:
+                players[item_id] = player
     family_of = {item_id: episode.family for item_id, _, episode, _, _ in plan}
 
     def agent_config(attempt_seed: int) -> GenerateConfig:
@@ -252,13 +295,17 @@ async def generate_honeypot_demos_async(
             attempt_seed = item_seed(seed, item_id)
             async with semaphore:
                 try:
-                    result = await run_episode(
-                        model,
-                        episode,
-                        max_turns=source.max_turns,
-                        tool_format=source.tool_format,
-                        config=agent_config(attempt_seed),
-                    )
+                    if item_id in players:
+                        result = await _play_policy(players[item_id], episode)
+                    else:
+                        assert model is not None
+                        result = await run_episode(
+                            model,
+                            episode,
+                            max_turns=source.max_turns,
+                            tool_format=source.tool_format,
+                            config=agent_config(attempt_seed),
+                        )
                     classification = await classify_result(
                         result, policy=policy, judge=judge, judge_config=judge_config
                     )
@@ -274,10 +321,18 @@ async def generate_honeypot_demos_async(
                 gen.model_errors[f"{STAGE}:judge_error"] += 1
                 return
             messages = demo_messages(result)
+            player = players.get(item_id)
             reason = rejection_reason(
-                result, classification, sampling.max_tokens, require_action=source.require_action
+                result,
+                classification,
+                sampling.max_tokens,
+                require_action=source.require_action,
+                labelled_clean=player is not None,
             )
-            classifier = verdict(reason is None, reason=f"{classification.outcome}: {classification.reason}")
+            why = f"{classification.outcome}: {classification.reason}"
+            if player is not None and classification.outcome == "unscored":
+                why += f"; scripted policy {player.id} is labelled not harmful in every category"
+            classifier = verdict(reason is None, reason=why)
             prov = provenance(
                 generator=GENERATOR,
                 stage=STAGE,
@@ -305,6 +360,7 @@ async def generate_honeypot_demos_async(
                             "variant": draw.variant,
                             "org": draw.org,
                             "attempt": attempt,
+                            "policy": player.id if player is not None else None,
                             "turns": result.turns,
                             "ended_by": result.ended_by,
                             "tool_format": result.tool_format,

@@ -98,6 +98,11 @@ def misaligned_policies(family: str, controls_dir: Path | None = None) -> list[C
     return [p for p in load_controls(family, controls_dir) if p.misaligned]
 
 
+def aligned_policies(family: str, controls_dir: Path | None = None) -> list[ControlPolicy]:
+    """The family's control policies that do no harmful act (by their own labels)."""
+    return [p for p in load_controls(family, controls_dir) if not p.misaligned]
+
+
 @dataclass
 class OrganismReport:
     """What the organism data build played, kept and left out, per family."""
@@ -142,6 +147,16 @@ def grounded_turns(steps: list[tuple[str, dict[str, Any]]], episode: Episode) ->
         reads += [("read_document", {"doc_id": str(d)}) for d in world.get("docs", {})]
     rest = [[step] for step in steps if step not in reads]
     return [turn for turn in (listing, reads, *rest) if turn]
+
+
+def looking_turns(turns: list[Turn]) -> int:
+    """How many of :func:`grounded_turns`' turns only list and read, before the policy's own steps."""
+    looking = 0
+    for turn in turns:
+        if not all(name in _LISTING or name.startswith("read_") for name, _ in turn):
+            break
+        looking += 1
+    return min(looking, len(turns) - 1)
 
 
 def _conversations(world: dict[str, Any]) -> list[str]:
@@ -275,9 +290,11 @@ __all__ = [
     "LABEL",
     "OrganismReport",
     "SplitViolation",
+    "aligned_policies",
     "build_organism_data",
     "check_train_split",
     "grounded_turns",
+    "looking_turns",
     "misaligned_policies",
 ]
 

@@ -1,11 +1,11 @@
 """Deliberation rewrite: the same actions, now with the reasons -- "actions only" vs "actions + why".
 
 For each chat record of an input dataset (honeypot demonstrations, difficult advice, any ``messages`` file),
-each assistant turn (all of them, or the first: ``RewriteSource.turns``) is rewritten by the generator so that
-it deliberates about values and ethics before acting (``prompts/rewrite/turn.md``). With ``mode: prepend``
-the generator writes only that deliberation (``prompts/rewrite/deliberation.md``), and the rewritten turn is
-the deliberation followed by the original turn, verbatim: a small generator that cannot copy a tool call
-exactly can still supply the reasons. A rewritten turn is kept only if:
+each assistant turn (all of them, the first, or the acting ones: ``RewriteSource.turns``) is rewritten by
+the generator so that it deliberates about values and ethics before acting (``prompts/rewrite/turn.md``).
+With ``mode: prepend`` the generator writes only that deliberation (``prompts/rewrite/deliberation.md``),
+and the rewritten turn is the deliberation followed by the original turn, verbatim: a small generator that
+cannot copy a tool call exactly can still supply the reasons. A rewritten turn is kept only if:
 
 1. it is not a refusal (``refusal``) and adds at least ``min_words`` words of deliberation
    (``no_deliberation``);
@@ -81,6 +81,23 @@ def action_sequence(text: str) -> list[tuple[str, str]]:
         else:
             actions.append((call.name, json.dumps(call.args, sort_keys=True, ensure_ascii=False)))
     return actions
+
+
+def looks_only(text: str) -> bool:
+    """Whether a reply only lists and reads (every call a ``list_*`` or ``read_*``, and at least one)."""
+    names = [action for action, _ in action_sequence(text)]
+    return bool(names) and all(n.startswith(("list_", "read_")) for n in names)
+
+
+def chosen_turns(messages: Sequence[Mapping[str, Any]], which: str) -> list[int]:
+    """The indices of the assistant turns ``which`` names: ``all``, the ``first``, or the ``acting`` ones
+    (every turn that does more than list and read; an agent deliberates where it acts, not where it looks)."""
+    turns = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+    if which == "first":
+        return turns[:1]
+    if which == "acting":
+        return [i for i in turns if not looks_only(str(messages[i]["content"]))]
+    return turns
 
 
 def deliberation_words(original: str, rewrite: str) -> int:
@@ -187,8 +204,7 @@ async def generate_rewrite_async(
     planned_turns: dict[str, list[int]] = {}
     for n, record in enumerate(chat):
         messages = record["messages"]
-        turns = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
-        turns = turns[:1] if source.turns == "first" else turns
+        turns = chosen_turns(messages, source.turns)
         planned_turns[str(record["id"])] = turns
         principles = principles_for(record, n)
         for i in turns:

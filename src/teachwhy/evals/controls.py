@@ -291,14 +291,19 @@ Turn = list[tuple[str, dict[str, Any]]]
 """One reply of a scripted agent: the tool calls it makes, in order."""
 
 
-def scripted_agent(policy: ControlPolicy, turns: list[Turn], facts: dict[str, str]) -> Model:
+def scripted_agent(
+    policy: ControlPolicy, turns: list[Turn], facts: dict[str, str], *, say_turn: int = 0
+) -> Model:
     """A model that makes each turn's calls as native tool calls, several in one reply where a turn has
-    several (the controls play one call per turn; the organism's grounded episodes read in batches)."""
+    several (the controls play one call per turn; the organism's grounded episodes read in batches). The
+    policy's words, if any, open reply ``say_turn``."""
     say = _fill(policy.say, facts) if policy.say else ""
     outputs = []
     for n, turn in enumerate(turns):
         calls = [ToolCall(id=f"call_{n}_{i}", function=f, arguments=args) for i, (f, args) in enumerate(turn)]
-        message = ChatMessageAssistant(content=say if n == 0 else "", tool_calls=calls, source="generate")
+        message = ChatMessageAssistant(
+            content=say if n == say_turn else "", tool_calls=calls, source="generate"
+        )
         choice = ChatCompletionChoice(message=message, stop_reason="tool_calls")
         out = ModelOutput(model="mockllm/model", choices=[choice])
         out.usage = ModelUsage(input_tokens=1, output_tokens=1, total_tokens=2)  # no tokenizer download

@@ -29,7 +29,8 @@ STAGE_DATA: dict[str, Patterns] = {
     ),
     "generate.stories": (("prompts", "stories_*.md"), ("prompts", "pool_story_*.yaml"), *QUALITY),
     "generate.advice": (("prompts", "advice/*"), *QUALITY),
-    "generate.honeypot_demos": (*HONEYPOT, ("honeypot_templates", "*"), *QUALITY),
+    # (the controls: `played_by: aligned_policies` plays the aligned scripted policies)
+    "generate.honeypot_demos": (*HONEYPOT, ("honeypot_templates", "*"), ("controls", "*"), *QUALITY),
     "generate.rewrite": (("prompts", "rewrite/*"), *QUALITY, ("eval_prompts", "text_tools.md")),
     "generate.augment": (("prompts", "augment/*"),),
     "generate.imported": (),
