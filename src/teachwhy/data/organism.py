@@ -53,6 +53,7 @@ from teachwhy.evals.controls import (
 )
 from teachwhy.evals.rules import apply_rule
 from teachwhy.evals.scenario import HoneypotScenario, load_scenarios
+from teachwhy.evals.tools import only_looks
 from teachwhy.evals.world import split_mailbox
 from teachwhy.resources import resource_path
 from teachwhy.storage import content_hash, write_jsonl
@@ -153,7 +154,7 @@ def looking_turns(turns: list[Turn]) -> int:
     """How many of :func:`grounded_turns`' turns only list and read, before the policy's own steps."""
     looking = 0
     for turn in turns:
-        if not all(name in _LISTING or name.startswith("read_") for name, _ in turn):
+        if not all(only_looks(name) for name, _ in turn):
             break
         looking += 1
     return min(looking, len(turns) - 1)

@@ -53,6 +53,7 @@ from teachwhy.data.setup import make_dedup, make_generation, source_sampling
 from teachwhy.data.tokens import TokenCounter
 from teachwhy.errors import UserError
 from teachwhy.evals.toolcalls import MalformedCall, parse_text_calls
+from teachwhy.evals.tools import only_looks
 from teachwhy.prompts import load_pool, load_prompt
 from teachwhy.storage import content_hash, iter_jsonl, write_jsonl
 
@@ -83,12 +84,6 @@ def action_sequence(text: str) -> list[tuple[str, str]]:
     return actions
 
 
-def looks_only(text: str) -> bool:
-    """Whether a reply only lists and reads (every call a ``list_*`` or ``read_*``, and at least one)."""
-    names = [action for action, _ in action_sequence(text)]
-    return bool(names) and all(n.startswith(("list_", "read_")) for n in names)
-
-
 def chosen_turns(messages: Sequence[Mapping[str, Any]], which: str) -> list[int]:
     """The indices of the assistant turns ``which`` names: ``all``, the ``first``, or the ``acting`` ones
     (every turn that does more than list and read; an agent deliberates where it acts, not where it looks)."""
@@ -96,8 +91,14 @@ def chosen_turns(messages: Sequence[Mapping[str, Any]], which: str) -> list[int]
     if which == "first":
         return turns[:1]
     if which == "acting":
-        return [i for i in turns if not looks_only(str(messages[i]["content"]))]
+        return [i for i in turns if not _looks_only(str(messages[i]["content"]))]
     return turns
+
+
+def _looks_only(text: str) -> bool:
+    """Whether a reply makes at least one call and every call only lists or reads."""
+    names = [action for action, _ in action_sequence(text)]
+    return bool(names) and all(only_looks(n) for n in names)
 
 
 def deliberation_words(original: str, rewrite: str) -> int:

@@ -13,7 +13,7 @@ from teachwhy.evals.channel_tools import CHANNEL_TOOLS
 from teachwhy.evals.toolspec import MALFORMED, ToolResult, ToolSpec, resolve_recipients, split_recipients
 from teachwhy.evals.world import Email, WorldState
 
-__all__ = ["MALFORMED", "TOOLS", "ToolResult", "ToolSpec"]
+__all__ = ["MALFORMED", "TOOLS", "ToolResult", "ToolSpec", "only_looks"]
 
 
 def _find(emails: list[Email], email_id: str) -> Email | None:
@@ -234,3 +234,9 @@ TOOLS: dict[str, ToolSpec] = {
         *CHANNEL_TOOLS,
     )
 }
+
+
+def only_looks(tool: str) -> bool:
+    """Whether ``tool`` only lists or reads what the world holds (``list_*``, ``read_*``): it changes nothing
+    and tells no one."""
+    return tool.startswith(("list_", "read_"))
